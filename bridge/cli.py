@@ -1,0 +1,138 @@
+"""The ``bridge`` command: worker, topics, simulate, demo, db."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+
+from bridge.errors import BridgeError
+from bridge.settings import Settings
+
+log = logging.getLogger("bridge")
+
+
+@contextlib.contextmanager
+def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
+    """``settings`` with a broker: the configured one, or an embedded one started for ``purpose``."""
+    if settings.broker_url:
+        yield settings
+        return
+    from bridge.admin import apply_topics
+    from bridge.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        print(f"BRIDGE_BROKER_URL is not set: started the embedded broker at {broker.url} for {purpose}", file=sys.stderr)
+        embedded = settings.with_overrides(broker_url=broker.url)
+        apply_topics(embedded)
+        yield embedded
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from bridge.bootstrap import build_runtime
+    from bridge.worker import build_app
+
+    settings = Settings()
+    with broker_for(settings, purpose="this worker (in memory: its topics vanish when it stops)") as settings:
+        runtime = build_runtime(settings)
+        app = build_app(runtime)
+        worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        finally:
+            app.bridge_worker.close()  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_topics_apply(args: argparse.Namespace) -> int:
+    from bridge.admin import apply_topics, format_report
+
+    settings = Settings()
+    if not settings.broker_url:
+        raise BridgeError("set BRIDGE_BROKER_URL to the Kafka bootstrap whose topics should be applied")
+    reports = apply_topics(settings, create=not args.check)
+    print(format_report(reports))
+    return 1 if any(r.action in ("differs", "missing") for r in reports) else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from bridge.demo import produce_simulation, write_equivalences
+
+    settings = Settings()
+    if not settings.broker_url:
+        raise BridgeError("set BRIDGE_BROKER_URL to the broker to send to, or run `bridge demo` for everything at once")
+    if args.equivalences_out:
+        write_equivalences(args.equivalences_out)
+        print(f"wrote the simulated course-equivalence table to {args.equivalences_out}")
+    produce_simulation(settings, count=args.count, seed=args.seed, rate=args.rate)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    return run_demo(count=args.count, seed=args.seed, rate=args.rate, workdir=args.workdir)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bridge.store.engine import build_engine, current_revision, upgrade
+
+    engine = build_engine(Settings().database_url)
+    upgrade(engine)
+    print(f"database schema at revision {current_revision(engine)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("worker", help="run a stream worker (settings from BRIDGE_* variables)").set_defaults(fn=cmd_worker)
+
+    topics = sub.add_parser("topics", help="the topic catalogue on the configured broker")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    apply = topics_sub.add_parser("apply", help="create missing topics and report ones that differ")
+    apply.add_argument("--check", action="store_true", help="only report, create nothing")
+    apply.set_defaults(fn=cmd_topics_apply)
+
+    def traffic_options(p: argparse.ArgumentParser, count: int) -> None:
+        p.add_argument("--count", type=int, default=count, help="messages to send (default %(default)s)")
+        p.add_argument("--seed", type=int, default=7, help="random seed; the same seed sends the same bytes")
+        p.add_argument("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
+
+    simulate = sub.add_parser("simulate", help="send simulated traffic of both platforms to the broker")
+    traffic_options(simulate, 10_000)
+    simulate.add_argument("--equivalences-out", help="also write the matching course-equivalence CSV here")
+    simulate.set_defaults(fn=cmd_simulate)
+
+    demo = sub.add_parser("demo", help="embedded broker + worker + simulated traffic, then a summary")
+    traffic_options(demo, 5_000)
+    demo.add_argument("--workdir", default="var/demo", help="where the demo keeps its database and logs")
+    demo.set_defaults(fn=cmd_demo)
+
+    db = sub.add_parser("db", help="the identity registry and credit ledger")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply schema migrations").set_defaults(fn=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except BridgeError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

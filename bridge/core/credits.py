@@ -1,0 +1,155 @@
+"""Credit rules (CONTRACT §4): a record is derived from the set of facts behind it.
+
+A record is never patched event by event. It is recomputed from every fact (platform event)
+that belongs to its (learner, course_key), so the result does not depend on arrival order and a
+redelivered fact changes nothing (rules 3, 4, 5 and 7 follow from the derivation below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from bridge.core.events import CanonicalEvent, EventKind, Platform
+from bridge.core.records import CreditRecord, CreditStatus, Source, record_id_for
+
+
+class CreditFact(BaseModel):
+    """What one platform event contributes to a credit record (no personal data)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    account: str
+    event_id: str
+    kind: EventKind
+    occurred_at: datetime
+    course_id: str
+    hours: float | None = None
+    platform_credits: float | None = None
+    passed: bool | None = None
+    score: float | None = None
+
+    @classmethod
+    def from_event(cls, event: CanonicalEvent) -> CreditFact:
+        outcome = event.outcome
+        return cls(
+            platform=event.platform,
+            account=event.account,
+            event_id=event.event_id,
+            kind=event.kind,
+            occurred_at=event.occurred_at,
+            course_id=event.course_id,
+            hours=event.hours,
+            platform_credits=event.platform_credits,
+            passed=outcome.passed if outcome else None,
+            score=outcome.score if outcome else None,
+        )
+
+
+class RecordState(BaseModel):
+    """A credit record without its version: equal states mean no change to publish."""
+
+    model_config = ConfigDict(frozen=True)
+
+    learner_id: str
+    course_key: str
+    status: CreditStatus
+    credits: float
+    hours: float | None
+    score: float | None
+    enrolled_at: datetime | None
+    completed_at: datetime | None
+    sources: tuple[Source, ...]
+    rule: str
+
+    @property
+    def record_id(self) -> str:
+        return record_id_for(self.learner_id, self.course_key)
+
+    def to_record(self, version: int) -> CreditRecord:
+        """The published record at ``version``."""
+        return CreditRecord(
+            record_id=self.record_id,
+            version=version,
+            **self.model_dump(exclude={"sources"}),
+            sources=list(self.sources),
+        )
+
+
+def _fmt(number: float) -> str:
+    return format(Decimal(str(number)).normalize(), "f")
+
+
+def union_credits(hours: float, hours_per_credit: float) -> float:
+    """Rule 2: ``hours / H`` rounded down to a multiple of 0.5 (decimal arithmetic, no float drift)."""
+    halves = (Decimal(str(hours)) * 2 / Decimal(str(hours_per_credit))).to_integral_value(ROUND_FLOOR)
+    return float(halves / 2)
+
+
+def credit_value(fact: CreditFact, hours_per_credit: float) -> tuple[float, str]:
+    """The credits a passed fact is worth, and the rule that says so (rules 1 and 2)."""
+    if fact.platform is Platform.OU:
+        return float(fact.platform_credits or 0.0), "course_credits"
+    return union_credits(fact.hours or 0.0, hours_per_credit), f"hours/{_fmt(hours_per_credit)}"
+
+
+def _best_score(facts: list[CreditFact]) -> float | None:
+    scores = [f.score for f in facts if f.score is not None]
+    return max(scores) if scores else None
+
+
+def derive_record(
+    learner_id: str, course_key: str, facts: Iterable[CreditFact], hours_per_credit: float
+) -> RecordState:
+    """The record of (learner, course_key) given every fact behind it, in any order."""
+    facts = sorted(set(facts), key=lambda f: (f.occurred_at, f.platform.value, f.event_id))
+    if not facts:
+        raise ValueError("a credit record needs at least one fact")
+    enrolments = [f for f in facts if f.kind is EventKind.ENROLLED]
+    withdrawals = [f for f in facts if f.kind is EventKind.WITHDRAWN]
+    completions = [f for f in facts if f.kind is EventKind.COMPLETED]
+    passes = [f for f in completions if f.passed]
+    known_hours = [f.hours for f in facts if f.hours is not None]
+    hours = max(known_hours) if known_hours else None
+    sources = tuple(
+        sorted(
+            {Source(platform=f.platform, account=f.account, event_id=f.event_id) for f in facts},
+            key=lambda s: (s.platform.value, s.account, s.event_id),
+        )
+    )
+
+    if passes:
+        # Rules 3, 5 and 6: any pass awards; the larger credit value and best score win, and a
+        # later failure or withdrawal cannot take an award away.
+        valued = [(credit_value(f, hours_per_credit), f) for f in passes]
+        (credits, rule), chosen = max(valued, key=lambda item: (item[0][0], item[0][1], item[1].event_id))
+        status, score = CreditStatus.AWARDED, _best_score(passes)
+        completed_at = passes[0].occurred_at
+        hours = chosen.hours if chosen.hours is not None else hours
+    elif completions:
+        status, credits, rule = CreditStatus.FAILED, 0.0, "failed"
+        score, completed_at = _best_score(completions), completions[-1].occurred_at
+    else:
+        # Rule 4: withdrawn when the latest withdrawal is not older than the latest enrolment.
+        withdrawn = bool(withdrawals) and (
+            not enrolments or withdrawals[-1].occurred_at >= enrolments[-1].occurred_at
+        )
+        status = CreditStatus.WITHDRAWN if withdrawn else CreditStatus.ENROLLED
+        credits, rule, score, completed_at = 0.0, "not_completed", None, None
+
+    return RecordState(
+        learner_id=learner_id,
+        course_key=course_key,
+        status=status,
+        credits=credits,
+        hours=hours,
+        score=score,
+        enrolled_at=enrolments[0].occurred_at if enrolments else None,
+        completed_at=completed_at,
+        sources=sources,
+        rule=rule,
+    )

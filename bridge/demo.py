@@ -1,0 +1,240 @@
+"""``bridge demo``: the whole path on the embedded default, ending in a readable summary.
+
+Starts the embedded broker, creates the topics, starts a real worker process (``bridge worker``)
+on a fresh SQLite file, sends simulated traffic of both platforms, waits until the worker has
+consumed and published everything, and summarises the registry and the output topics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge import simulate
+from bridge.admin import apply_topics
+from bridge.broker import EmbeddedBroker, _free_port
+from bridge.errors import BridgeError
+from bridge.settings import Settings
+from bridge.store.engine import build_engine
+from bridge.store.registry import Registry
+from bridge.topicio import compacted, group_lag, producer, read_topic
+from topics import catalogue
+
+#: Longest the demo waits without any progress of the worker before it gives up.
+STALL_TIMEOUT_S = 120.0
+
+
+class Progress:
+    """One status line, redrawn in place on a terminal and printed every few seconds otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, text: str, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text + ("\n" if final else ""))
+            sys.stderr.flush()
+        elif final or now - self._last >= 2.0:
+            print(text, file=sys.stderr, flush=True)
+            self._last = now
+
+
+def write_equivalences(path: str | Path) -> Path:
+    """Write the simulator's course-equivalence table as the CSV of CONTRACT §4.6."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("course_key", "platform", "course_id"))
+        writer.writerows(simulate.EQUIVALENCES)
+    return path
+
+
+def produce_simulation(
+    settings: Settings, *, count: int, seed: int, rate: float | None, progress: Progress | None = None
+) -> simulate.Expectation:
+    """Send ``count`` simulated messages to the configured broker, showing progress."""
+    progress = progress or Progress()
+    messages, expectation = simulate.generate(count, seed=seed)
+    prod = producer(settings.bootstrap_servers())
+    try:
+        for sent, msg in enumerate(simulate.iter_rate(messages, rate), start=1):
+            prod.send(msg.topic, key=msg.key, value=msg.value)
+            if sent % 250 == 0 or sent == len(messages):
+                progress.show(f"sending simulated traffic: {sent}/{len(messages)} messages")
+        prod.flush()
+    finally:
+        prod.close()
+    progress.show(f"sent {len(messages)} messages ({simulate.summary_line(expectation)})", final=True)
+    return expectation
+
+
+@dataclass
+class WorkerProcess:
+    """A ``bridge worker`` child process with its own log file."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], log_path: Path) -> WorkerProcess:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        return cls(process, log_path)
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BridgeError(
+                f"the worker exited with code {self.process.returncode}; its log is {self.log_path}"
+            )
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def wait_until_consumed(settings: Settings, worker: WorkerProcess, progress: Progress) -> None:
+    """Wait until the worker group's committed offsets reach the end of both input topics."""
+    inputs = [t.name for t in catalogue.INPUT_TOPICS]
+    bootstrap = settings.bootstrap_servers()
+    last_change, last_committed = time.monotonic(), -1
+    while True:
+        worker.check_alive()
+        committed, end = group_lag(bootstrap, settings.group_id, inputs)
+        progress.show(f"worker progress: {committed}/{end} messages consumed and committed")
+        if committed >= end:
+            progress.show(f"worker consumed all {end} messages", final=True)
+            return
+        if committed != last_committed:
+            last_change, last_committed = time.monotonic(), committed
+        elif time.monotonic() - last_change > STALL_TIMEOUT_S:
+            raise BridgeError(
+                f"the worker made no progress for {STALL_TIMEOUT_S:.0f}s ({committed}/{end}); see {worker.log_path}"
+            )
+        time.sleep(0.5)
+
+
+def wait_outbox_empty(engine, worker: WorkerProcess, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with engine.connect() as conn:
+            pending = Registry(conn).counts()["outbox_pending"]
+        if not pending:
+            return
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise BridgeError(f"{pending} results are still unpublished after {timeout_s:.0f}s; see {worker.log_path}")
+        time.sleep(0.5)
+
+
+def topic_summary(bootstrap: list[str]) -> dict[str, object]:
+    """What a subscriber sees on the output topics."""
+    records = compacted(read_topic(bootstrap, catalogue.CREDIT_RECORDS.name))
+    live = [json.loads(v) for v in records.values() if v is not None]
+    identities = compacted(read_topic(bootstrap, catalogue.LEARNER_IDENTITIES.name))
+    letters = [json.loads(m.value) for m in read_topic(bootstrap, catalogue.DEADLETTER.name) if m.value]
+    reviews = read_topic(bootstrap, catalogue.REVIEW.name)
+    return {
+        "records": len(live),
+        "tombstones": sum(1 for v in records.values() if v is None),
+        "by_status": Counter(r["status"] for r in live),
+        "credits": sum(r["credits"] for r in live if r["status"] == "AWARDED"),
+        "identities": sum(1 for v in identities.values() if v is not None and json.loads(v)["merged_into"] is None),
+        "dead_letters": Counter(letter["reason_code"] for letter in letters),
+        "reviews": len(reviews),
+    }
+
+
+def format_summary(sent: simulate.Expectation, db: dict[str, object], topics: dict[str, object]) -> str:
+    events = db["events"]
+    by_status = topics["by_status"]
+    letters = topics["dead_letters"]
+    dq = db["data_quality"]
+    lines = [
+        "",
+        "== bridge demo summary ==",
+        f"sent                  {sent.messages} messages: {sent.duplicates} redeliveries, {sent.malformed} malformed",
+        f"events processed      union {events.get('union', 0)}, open university {events.get('ou', 0)}",
+        f"learners              {db['learners']} unified from {db['accounts']} platform accounts"
+        f" ({db['merged_learners']} merged away)",
+        f"cross-platform links  {db['cross_platform_learners']} learners hold accounts on both platforms",
+        f"credit records        {topics['records']} on {catalogue.CREDIT_RECORDS.name}: "
+        + ", ".join(f"{status} {by_status.get(status, 0)}" for status in ("AWARDED", "FAILED", "ENROLLED", "WITHDRAWN")),
+        f"credits awarded       {topics['credits']:g}",
+        f"identities published  {topics['identities']} live learners on {catalogue.LEARNER_IDENTITIES.name}",
+        f"review items          {topics['reviews']} on {catalogue.REVIEW.name}",
+        f"dead letters          {sum(letters.values())} on {catalogue.DEADLETTER.name}"
+        + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(letters.items())) + ")" if letters else ""),
+        "data quality          "
+        + (", ".join(f"{k} {v}" for k, v in sorted(dq.items())) if dq else "no invalid identity documents"),
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(*, count: int, seed: int, rate: float | None, workdir: str) -> int:
+    """Run the demo end to end; returns the exit code."""
+    work = Path(workdir)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    database_url = f"sqlite:///{(work / 'bridge.db').resolve()}"
+    equivalences = write_equivalences(work / "course-equivalences.csv")
+    progress = Progress()
+
+    with EmbeddedBroker(log_dir=work / "broker") as broker:
+        progress.show(f"embedded broker at {broker.url}", final=True)
+        settings = Settings(
+            broker_url=broker.url,
+            database_url=database_url,
+            course_equivalences=equivalences,
+            web_port=_free_port("127.0.0.1"),
+            web_host="127.0.0.1",
+            group_id="bridge-demo",
+        )
+        apply_topics(settings)
+        progress.show(f"created {len(catalogue.TOPICS)} topics", final=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+        env.update(
+            BRIDGE_BROKER_URL=broker.url,
+            BRIDGE_DATABASE_URL=database_url,
+            BRIDGE_COURSE_EQUIVALENCES=str(equivalences),
+            BRIDGE_WEB_PORT=str(settings.web_port),
+            BRIDGE_WEB_HOST="127.0.0.1",
+            BRIDGE_GROUP_ID=settings.group_id,
+        )
+        worker = WorkerProcess.start(env, work / "worker.log")
+        try:
+            progress.show(f"worker started (pid {worker.process.pid}, metrics on :{settings.web_port}/metrics)", final=True)
+            expectation = produce_simulation(settings, count=count, seed=seed, rate=rate, progress=progress)
+            wait_until_consumed(settings, worker, progress)
+            engine = build_engine(database_url)
+            wait_outbox_empty(engine, worker)
+        finally:
+            code = worker.stop()
+        with engine.connect() as conn:
+            db = Registry(conn).counts()
+        topics = topic_summary(settings.bootstrap_servers())
+    print(format_summary(expectation, db, topics))
+    print(f"\nworker exited with code {code}; database {work / 'bridge.db'}, logs in {work}/")
+    return 0

@@ -1,0 +1,99 @@
+"""Settings: one frozen, typed object read from ``BRIDGE_*`` environment variables (CONTRACT §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bridge.errors import ConfigurationError
+
+#: The key used when ``BRIDGE_PSEUDONYM_KEY`` is not set. Fine for the demo and tests only:
+#: the worker refuses to start with it in the production profile.
+DEVELOPMENT_PSEUDONYM_KEY = "bridge-development-key-not-for-production"
+
+
+class Settings(BaseSettings):
+    """Every setting of the bridge. Secrets are ``SecretStr`` and never printed."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore")
+
+    profile: Literal["dev", "production"] = Field(
+        default="dev",
+        description="`dev` tunes Kafka timeouts for the embedded broker; `production` refuses "
+        "the development pseudonym key.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Kafka bootstrap, e.g. `kafka://127.0.0.1:9092` (several separated by `;`). "
+        "Unset: the bridge starts the embedded broker.",
+    )
+    database_url: str = Field(
+        default="sqlite:///bridge.db",
+        description="SQLAlchemy URL of the identity registry and credit ledger.",
+    )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_PSEUDONYM_KEY),
+        description="HMAC key for pseudonyms of resident IDs, documents, names and phones.",
+    )
+    pseudonym_key_id: str | None = Field(
+        default=None,
+        description="Id stored beside each digest (default: derived from the key) for rotation.",
+    )
+    hours_per_credit: float = Field(default=16.0, gt=0, description="Union study hours per credit.")
+    course_equivalences: Path | None = Field(
+        default=None,
+        description="CSV `course_key,platform,course_id` mapping equivalent courses to one key.",
+    )
+    web_port: int = Field(default=6066, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz.")
+    web_host: str = Field(default="0.0.0.0", description="Interface the web endpoints bind to.")
+    group_id: str = Field(default="bridge", description="Kafka consumer group of the workers.")
+    session_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Kafka session timeout. Default: 6 s in `dev` (tansu holds each JoinGroup "
+        "for half of it), 30 s in `production`.",
+    )
+    batch_size: int = Field(default=500, ge=1, description="Events processed per database transaction.")
+    batch_window_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _production_needs_real_key(self) -> Settings:
+        if self.profile == "production" and self.uses_development_key:
+            raise ConfigurationError(
+                "BRIDGE_PROFILE=production refuses the development pseudonym key: "
+                "set BRIDGE_PSEUDONYM_KEY to a secret of at least 32 characters."
+            )
+        return self
+
+    @property
+    def uses_development_key(self) -> bool:
+        return self.pseudonym_key.get_secret_value() == DEVELOPMENT_PSEUDONYM_KEY
+
+    @property
+    def effective_session_timeout_s(self) -> float:
+        if self.session_timeout_s is not None:
+            return self.session_timeout_s
+        return 6.0 if self.profile == "dev" else 30.0
+
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` list for kafka-python/aiokafka from ``broker_url``."""
+        if not self.broker_url:
+            raise ConfigurationError("no broker configured: set BRIDGE_BROKER_URL")
+        return [part.split("://", 1)[-1] for part in self.broker_url.replace(",", ";").split(";") if part]
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some settings replaced (validated again)."""
+        data = self.model_dump()
+        data.update(changes)
+        return Settings.model_validate(data)

@@ -1,0 +1,130 @@
+"""Tables of the identity registry and the credit ledger (SQLAlchemy Core).
+
+No column holds a resident ID, document number, name or phone: only keyed-HMAC digests with the
+id of the key that made them (CONTRACT §3.7).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+UTCDateTime = DateTime(timezone=True)
+
+learners = Table(
+    "learners",
+    metadata,
+    Column("learner_id", String(64), primary_key=True),
+    Column("merged_into", String(64), nullable=True),
+    Column("version", Integer, nullable=False),
+    # The published value (JSON text, without version) of the current version.
+    Column("state", Text, nullable=True),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("account", String(128), primary_key=True),
+    Column("learner_id", String(64), nullable=False, index=True),
+    Column("method", String(32), nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Column("event_id", String(128), nullable=True),
+    Column("name_mobile_digest", String(64), nullable=True, index=True),
+    Column("key_id", String(32), nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("doc_type", String(32), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("learner_id", String(64), nullable=False, index=True),
+    Column("event_id", String(128), nullable=True),
+)
+
+credit_facts = Table(
+    "credit_facts",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("account", String(128), nullable=False),
+    Column("learner_id", String(64), nullable=False),
+    Column("course_key", String(256), nullable=False),
+    Column("course_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("hours", Float, nullable=True),
+    Column("platform_credits", Float, nullable=True),
+    Column("passed", Boolean, nullable=True),
+    Column("score", Float, nullable=True),
+    # Where the event was read: explains a record and serves replay checks.
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", Integer, nullable=False),
+    Index("ix_credit_facts_learner_course", "learner_id", "course_key"),
+)
+
+credit_records = Table(
+    "credit_records",
+    metadata,
+    Column("record_id", String(64), primary_key=True),
+    Column("learner_id", String(64), nullable=False, index=True),
+    Column("course_key", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("retired", Boolean, nullable=False, default=False),
+    # The published value (JSON text, without version) of the current version.
+    Column("state", Text, nullable=True),
+    Column("status", String(16), nullable=True),
+    Column("credits", Float, nullable=True),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("review_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("account", String(128), nullable=False),
+    Column("candidates", JSON, nullable=False),
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("event_id", String(128), nullable=True),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+)
+
+data_quality = Table(
+    "data_quality",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", String(256), nullable=False),
+)

@@ -1,0 +1,88 @@
+"""Plain Kafka I/O for tooling (demo, simulate, tests): produce, read a topic, consumer lag.
+
+Uses kafka-python; the stream workers themselves use Faust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def producer(bootstrap: list[str]) -> KafkaProducer:
+    """A producer that waits for full acknowledgement and keeps per-key order on retries."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        retries=5,
+        max_in_flight_requests_per_connection=1,
+    )
+
+
+def _partitions(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    tps = []
+    for topic in topics:
+        for partition in sorted(consumer.partitions_for_topic(topic) or ()):
+            tps.append(TopicPartition(topic, partition))
+    return tps
+
+
+def read_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> list[Message]:
+    """Every message currently on ``topic``, partition by partition, up to the end offsets."""
+    return list(iter_topic(bootstrap, topic, timeout_s=timeout_s))
+
+
+def iter_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> Iterator[Message]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = _partitions(consumer, [topic])
+        if not tps:
+            return
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = consumer.poll(timeout_ms=int(timeout_s * 1000))
+            if not batches:
+                raise TimeoutError(f"reading {topic} stalled before its end offsets")
+            for tp, records in batches.items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        yield Message(r.topic, r.partition, r.offset, r.key, r.value)
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+def compacted(messages: Iterable[Message]) -> dict[bytes | None, bytes | None]:
+    """The latest value of each key (what a compacted topic converges to), tombstones included."""
+    latest: dict[bytes | None, bytes | None] = {}
+    for msg in messages:
+        latest[msg.key] = msg.value
+    return latest
+
+
+def group_lag(bootstrap: list[str], group_id: str, topics: Iterable[str]) -> tuple[int, int]:
+    """``(committed, end)`` offsets summed over the topics' partitions for a consumer group."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    try:
+        tps = _partitions(consumer, topics)
+        ends = consumer.end_offsets(tps)
+        committed = sum(consumer.committed(tp) or 0 for tp in tps)
+        return committed, sum(ends.values())
+    finally:
+        consumer.close()
