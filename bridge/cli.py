@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python narrates every connection at INFO; the tooling's own progress lines say enough.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except BridgeError as exc:

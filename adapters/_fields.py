@@ -1,0 +1,190 @@
+"""Strict reading of one raw platform message: every failure is a BadInput naming the JSON path.
+
+Reasons name fields and the JSON type found, never a field's value, so they are safe for logs and
+the dead-letter topic. The only values echoed are the event id and an unknown enumeration value
+(an event type, say), and only when they look like identifiers, not ID, passport or phone numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from bridge.errors import BadInput
+
+# A plausibility window, not a business rule: it catches seconds or microseconds sent as
+# milliseconds (both platforms went live long after 2000).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+# Identifier-shaped event ids are echoed, but not all-digit ones: those could be a resident ID
+# or a phone number copied into the wrong field.
+_ECHO_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_PERSONAL_SHAPE = re.compile(r"[0-9]+[Xx]?")
+# Unknown enumeration values are echoed only when word-like; no digits keeps document numbers out.
+_ECHO_CHOICE = re.compile(r"[A-Za-z][A-Za-z._-]{0,63}")
+
+_MISSING: Any = object()
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, as an operator would name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+class Message:
+    """A decoded message being read field by field; errors carry the platform and event id."""
+
+    def __init__(self, data: dict[str, Any], platform: str) -> None:
+        self._data = data
+        self._platform = platform
+        self._event_id: str | None = None
+
+    @classmethod
+    def decode(cls, value: bytes | None, platform: str) -> Message:
+        """Decode a Kafka message value that must be a UTF-8 JSON object."""
+        where = f"{platform} message"
+        if value is None:
+            raise BadInput(f"{where} has no value (null); expected a UTF-8 JSON object.", code="not_json")
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(
+                f"{where} is not valid UTF-8 (bad byte at offset {exc.start}).", code="not_utf8"
+            ) from None
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise BadInput(
+                f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}).",
+                code="not_json",
+            ) from None
+        except (ValueError, RecursionError):
+            # NaN/Infinity, integers beyond Python's digit limit, or absurd nesting depth.
+            raise BadInput(
+                f"{where} is not usable JSON (NaN or Infinity, a huge integer, or nesting too deep).",
+                code="not_json",
+            ) from None
+        if not isinstance(data, dict):
+            raise BadInput(f"{where} is {json_type(data)}; expected a JSON object.", code="not_object")
+        return cls(data, platform)
+
+    def fail(self, code: str, text: str) -> NoReturn:
+        """Raise BadInput with ``text`` prefixed by which message it is about."""
+        event_id = self._event_id
+        echo = event_id is not None and _ECHO_EVENT_ID.fullmatch(event_id) is not None
+        if echo and not _PERSONAL_SHAPE.fullmatch(event_id):
+            where = f"{self._platform} event {event_id}"
+        else:
+            where = f"{self._platform} message"
+        raise BadInput(f"{where}: {text}", code=code)
+
+    def identify(self, event_id: str) -> None:
+        """Name later errors after this event id."""
+        self._event_id = event_id
+
+    def get(self, path: str) -> Any:
+        """The value at a dotted path, or ``_MISSING`` when it or a parent is absent or null."""
+        node: Any = self._data
+        walked: list[str] = []
+        for key in path.split("."):
+            if walked and not isinstance(node, Mapping):
+                parent = ".".join(walked)
+                self.fail("invalid_field", f"field {parent} is {json_type(node)}; expected a JSON object.")
+            walked.append(key)
+            node = node.get(key)
+            if node is None:
+                return _MISSING
+        return node
+
+    def present(self, path: str) -> bool:
+        """Whether ``path`` holds a value other than null or a blank string."""
+        value = self.get(path)
+        return value is not _MISSING and not (isinstance(value, str) and not value.strip())
+
+    def required_text(self, path: str, what: str) -> str:
+        """A non-blank string, stripped. Missing, null or blank is ``missing_field``."""
+        value = self.optional_text(path, what)
+        if value is None:
+            self.fail("missing_field", f"field {path} is missing or empty; "
+                      f"expected {what} (a non-empty string).")
+        return value
+
+    def optional_text(self, path: str, what: str) -> str | None:
+        """A stripped string, or ``None`` when missing, null or blank."""
+        value = self.get(path)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str):
+            self.fail("invalid_field", f"field {path} is {json_type(value)}; expected {what} as a string.")
+        return value.strip() or None
+
+    def required_number(self, path: str, what: str) -> float:
+        """A finite number >= 0. Missing or null is ``missing_field``."""
+        value = self.optional_number(path, what)
+        if value is None:
+            self.fail("missing_field", f"field {path} is missing; expected {what} (a number >= 0).")
+        return value
+
+    def optional_number(self, path: str, what: str, *, minimum: float | None = 0) -> float | None:
+        """A finite number (>= ``minimum`` unless it is ``None``), or ``None`` when missing or blank."""
+        value = self.get(path)
+        if value is _MISSING or (isinstance(value, str) and not value.strip()):
+            return None
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            found = json_type(value)
+            self.fail("invalid_field", f"field {path} is {found}; expected {what} as a number{bound}.")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or (minimum is not None and number < minimum):
+            self.fail("invalid_field", f"field {path} is out of range; "
+                      f"expected {what} as a finite number{bound}.")
+        return number
+
+    def required_bool(self, path: str, what: str) -> bool:
+        """A JSON boolean. Missing or null is ``missing_field``."""
+        value = self.get(path)
+        if value is _MISSING:
+            self.fail("missing_field", f"field {path} is missing; expected {what} (true or false).")
+        if not isinstance(value, bool):
+            found = json_type(value)
+            self.fail("invalid_field", f"field {path} is {found}; expected {what} (true or false).")
+        return value
+
+    def choice(self, path: str, what: str, choices: Mapping[str, Any], *, code: str = "invalid_field") -> Any:
+        """The mapped value of a required string that must be one of ``choices`` (matched exactly)."""
+        value = self.required_text(path, what)
+        if value not in choices:
+            shown = f" {value!r}" if _ECHO_CHOICE.fullmatch(value) else ""
+            allowed = ", ".join(choices)
+            self.fail(code, f"field {path} has the unknown value{shown}; expected one of {allowed}.")
+        return choices[value]
+
+    def in_window(self, path: str, moment: datetime) -> datetime:
+        """``moment`` if it lies in the plausible window, else ``invalid_time``."""
+        if not EARLIEST <= moment < LATEST:
+            years = f"{EARLIEST.year}-{LATEST.year - 1}"
+            self.fail("invalid_time", f"field {path} is outside {years}; "
+                      "check the sender's clock and time unit.")
+        return moment

@@ -1,0 +1,146 @@
+"""The topic catalogue: every topic the bridge reads or writes, in one place (CONTRACT §1, §2).
+
+The worker's topic bindings, ``bridge topics apply``, deploy manifests and the published JSON
+Schemas in ``topics/schemas/`` are all derived from :data:`TOPICS`; nothing else names a topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from bridge.core.records import CreditRecord, DeadLetter, LearnerIdentity, ReviewItem
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One Kafka topic: its name, who writes it, how it is kept, and what its messages hold."""
+
+    name: str
+    role: Literal["input", "output"]
+    cleanup_policy: Literal["delete", "compact"]
+    key: str
+    """What the message key is (always a plain UTF-8 string)."""
+    value_model: type[BaseModel] | None
+    """The pydantic model of the value; ``None`` for the platforms' raw input topics."""
+    partitions: int | None
+    """Partition count; ``None`` means ``settings.topic_partitions``."""
+    description: str
+    retention_ms: int | None
+    """``retention.ms`` to set; ``None`` leaves the broker default (or compaction) in charge."""
+
+    def partitions_or(self, default: int) -> int:
+        """The partition count to create, ``default`` unless the catalogue pins one."""
+        return self.partitions if self.partitions is not None else default
+
+    def kafka_configs(self) -> dict[str, str]:
+        """The topic-level Kafka configs this spec sets, as the admin API wants them."""
+        configs = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+
+# Input topics belong to the platforms: the bridge only creates them where nobody else does
+# (the embedded broker, tests), so it leaves their retention to the broker default.
+UNION_EVENTS = TopicSpec(
+    name="union.training.events.v1",
+    role="input",
+    cleanup_policy="delete",
+    key="`member.memberNo`, the union member number (UTF-8 string)",
+    value_model=None,
+    partitions=None,
+    description="Training events of the trade-union Employee Digital Training Platform "
+    "(UTF-8 JSON, one event per message).",
+    retention_ms=None,
+)
+
+OU_EVENTS = TopicSpec(
+    name="ou.lifelong.events.v1",
+    role="input",
+    cleanup_policy="delete",
+    key="`learner.student_no`, the open-university student number (UTF-8 string)",
+    value_model=None,
+    partitions=None,
+    description="Events of the open university's lifelong-education platform "
+    "(UTF-8 JSON, one event per message).",
+    retention_ms=None,
+)
+
+# Compacted: each key's latest value is the current state, kept for as long as the key lives.
+CREDIT_RECORDS = TopicSpec(
+    name="credit.records.v1",
+    role="output",
+    cleanup_policy="compact",
+    key="`record_id` (UTF-8 string)",
+    value_model=CreditRecord,
+    partitions=None,
+    description="Unified credit records, one per (learner, course). A null value (tombstone) "
+    "retires a record id, e.g. after its learner was merged into another.",
+    retention_ms=None,
+)
+
+LEARNER_IDENTITIES = TopicSpec(
+    name="learner.identities.v1",
+    role="output",
+    cleanup_policy="compact",
+    key="`learner_id` (UTF-8 string)",
+    value_model=LearnerIdentity,
+    partitions=None,
+    description="Unified learners: their linked platform accounts and how each was linked.",
+    retention_ms=None,
+)
+
+# Review items wait for a person; a review queue can lag for weeks (holidays, audits), so they
+# are kept for a quarter rather than Kafka's default 7 days. Not compacted: each item is an
+# event, not the latest state of a key.
+REVIEW = TopicSpec(
+    name="bridge.review.v1",
+    role="output",
+    cleanup_policy="delete",
+    key="`review_id` (UTF-8 string)",
+    value_model=ReviewItem,
+    partitions=None,
+    description="Identity decisions the bridge would not take alone (ambiguous matches, "
+    "conflicting documents), for an operator to resolve.",
+    retention_ms=90 * _DAY_MS,
+)
+
+# A dead letter is an operator's to-do: 30 days outlives a long holiday plus a fix-and-replay
+# cycle, where Kafka's default 7 days could lose bad input before anyone looked at it.
+DEADLETTER = TopicSpec(
+    name="bridge.deadletter.v1",
+    role="output",
+    cleanup_policy="delete",
+    key="the key of the source message (UTF-8 string)",
+    value_model=DeadLetter,
+    partitions=None,
+    description="Input messages the bridge could not process: the bytes (base64), where they "
+    "came from, and why.",
+    retention_ms=30 * _DAY_MS,
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    UNION_EVENTS,
+    OU_EVENTS,
+    CREDIT_RECORDS,
+    LEARNER_IDENTITIES,
+    REVIEW,
+    DEADLETTER,
+)
+INPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in TOPICS if t.role == "input")
+OUTPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in TOPICS if t.role == "output")
+
+_BY_NAME = {t.name: t for t in TOPICS}
+
+
+def by_name(name: str) -> TopicSpec:
+    """The spec of topic ``name``; ``KeyError`` naming the known topics if there is none."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown topic {name!r}; the catalogue has {', '.join(_BY_NAME)}") from None
