@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+
+from pydantic import ValidationError
 
 from bridge.errors import BridgeError
 from bridge.settings import Settings
 
 log = logging.getLogger("bridge")
+
+#: Modules that add their own subcommands: each has ``register(subparsers)``, which adds parsers
+#: whose ``fn`` default takes the parsed arguments and returns the exit code.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -119,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the identity registry and credit ledger")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply schema migrations").set_defaults(fn=cmd_db_upgrade)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -127,9 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python narrates every connection at INFO; the tooling's own progress lines say enough.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return args.fn(args)
-    except BridgeError as exc:
+    except (BridgeError, ValidationError) as exc:
         print(f"bridge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

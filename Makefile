@@ -1,0 +1,43 @@
+# The two commands of the README, and the helpers they rely on. Everything installs into .venv
+# from pyproject.toml, with constraints.txt holding the exact versions the suite was tested with.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test unit integration schemas bench bench-quick clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+## README command 1: embedded broker + worker + simulated traffic, then a summary.
+demo: $(STAMP)
+	$(VENV)/bin/bridge demo
+
+## README command 2: the whole suite, on SQLite and on PostgreSQL (started by .ci/postgres.sh).
+test: $(STAMP)
+	@url="$${BRIDGE_TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}"; \
+	BRIDGE_TEST_POSTGRES_URL="$$url" $(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+## Regenerate the published JSON Schemas after changing an output model.
+schemas: $(STAMP)
+	$(PY) -m topics.schemas
+
+## Throughput and latency of the bridge against pass-through baselines (see bench/RESULTS.md).
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
