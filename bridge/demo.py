@@ -69,13 +69,20 @@ def produce_simulation(
     messages, expectation = simulate.generate(count, seed=seed)
     prod = producer(settings.bootstrap_servers())
     try:
+        futures = []
         for sent, msg in enumerate(simulate.iter_rate(messages, rate), start=1):
-            prod.send(msg.topic, key=msg.key, value=msg.value)
+            futures.append(prod.send(msg.topic, key=msg.key, value=msg.value))
             if sent % 250 == 0 or sent == len(messages):
                 progress.show(f"sending simulated traffic: {sent}/{len(messages)} messages")
         prod.flush()
     finally:
         prod.close()
+    failed = [f.exception for f in futures if f.failed()]
+    if failed:
+        raise BridgeError(
+            f"the broker refused {len(failed)} of {len(messages)} messages (first: {failed[0]!r}); "
+            "check the broker's log and BRIDGE_BROKER_URL, then run again"
+        )
     progress.show(f"sent {len(messages)} messages ({simulate.summary_line(expectation)})", final=True)
     return expectation
 
@@ -114,14 +121,21 @@ class WorkerProcess:
         return self.process.returncode
 
 
-def wait_until_consumed(settings: Settings, worker: WorkerProcess, progress: Progress) -> None:
-    """Wait until the worker group's committed offsets reach the end of both input topics."""
+def wait_until_consumed(
+    settings: Settings, worker: WorkerProcess, progress: Progress, *, expected: int = 0
+) -> None:
+    """Wait until the worker group's committed offsets reach the end of the input topics.
+
+    ``expected`` is how many messages the caller wrote to topics that started empty. It guards
+    against the embedded broker's end offsets, which can lag by the latest produce batch.
+    """
     inputs = [t.name for t in catalogue.INPUT_TOPICS]
     bootstrap = settings.bootstrap_servers()
     last_change, last_committed = time.monotonic(), -1
     while True:
         worker.check_alive()
         committed, end = group_lag(bootstrap, settings.group_id, inputs)
+        end = max(end, expected)
         progress.show(f"worker progress: {committed}/{end} messages consumed and committed")
         if committed >= end:
             progress.show(f"worker consumed all {end} messages", final=True)
@@ -227,7 +241,7 @@ def run_demo(*, count: int, seed: int, rate: float | None, workdir: str) -> int:
         try:
             progress.show(f"worker started (pid {worker.process.pid}, metrics on :{settings.web_port}/metrics)", final=True)
             expectation = produce_simulation(settings, count=count, seed=seed, rate=rate, progress=progress)
-            wait_until_consumed(settings, worker, progress)
+            wait_until_consumed(settings, worker, progress, expected=expectation.messages)
             engine = build_engine(database_url)
             wait_outbox_empty(engine, worker)
         finally:

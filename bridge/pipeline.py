@@ -1,9 +1,9 @@
 """The processing stage: a batch of raw messages in, committed effects and dead letters out.
 
 This is the unit of work of a stream worker, and it knows nothing of Kafka or Faust: it is handed
-messages with their coordinates, parses them with the platform adapters, asks the core for the
-identity and credit decisions, and stores the effects in one database transaction together with
-the facts that mark each event processed and the outbox rows that will publish the results.
+messages with their coordinates, parses them with the platform adapters, and in one database
+transaction stores each event's fact and identity evidence, re-resolves the identities the batch
+touched, re-derives the credit records it touched, and queues what changed for publication.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from sqlalchemy.exc import DBAPIError
 
 from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
+from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decision
 from bridge.core.events import CanonicalEvent
-from bridge.core.identity import Evidence, LearnerView, resolve
+from bridge.core.identity import AccountKey, Evidence, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
-from bridge.core.records import DeadLetter
+from bridge.core.records import DeadLetter, record_id_for
 from bridge.errors import BadInput
 from bridge.store.registry import Registry
+from topics.catalogue import DECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,14 @@ class BatchResult:
     dead_letters: list[tuple[Inbound, DeadLetter]] = field(default_factory=list)
     processed: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicates: int = 0
+    decisions: int = 0
     identity: Counter[str] = field(default_factory=Counter)
     data_quality: Counter[str] = field(default_factory=Counter)
     reviews: int = 0
     records_changed: int = 0
     identities_changed: int = 0
+    #: Event time of every event processed in the batch, for latency metrics.
+    event_times: list[datetime] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -71,6 +76,17 @@ def dead_letter(msg: Inbound, reason: str, code: str, now: datetime) -> DeadLett
         payload_base64=base64.b64encode(msg.value or b"").decode("ascii"),
         dead_lettered_at=now,
     )
+
+
+@dataclass
+class _Touched:
+    """What a batch touched, resolved and refreshed once at the end of the batch."""
+
+    accounts: set[AccountKey] = field(default_factory=set)
+    records: set[tuple[str, str]] = field(default_factory=set)
+    learners: set[str] = field(default_factory=set)
+    #: The event that first touched each account in this batch (for review items).
+    sightings: dict[AccountKey, Sighting] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -92,30 +108,38 @@ class Pipeline:
         self.hours_per_credit = hours_per_credit
         self.clock = clock
 
-    def parse(self, msg: Inbound) -> CanonicalEvent:
+    def parse(self, msg: Inbound) -> CanonicalEvent | OperatorDecision:
+        if msg.value is None:
+            raise BadInput("the message has no value (a tombstone on an input topic)", code="empty_message")
+        if msg.topic == DECISIONS.name:
+            return parse_decision(msg.value)
         parser = self.parsers.get(msg.topic)
         if parser is None:
             raise BadInput(f"the bridge does not consume topic {msg.topic}", code="unknown_topic")
-        if msg.value is None:
-            raise BadInput("the message has no value (a tombstone on an input topic)", code="empty_message")
         return parser(msg.value)
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         """Process a batch in one transaction. Database errors propagate (nothing is committed)."""
         result = BatchResult()
         now = self.clock()
-        parsed: list[tuple[Inbound, CanonicalEvent]] = []
+        events: list[tuple[Inbound, CanonicalEvent]] = []
+        decisions: list[OperatorDecision] = []
         for msg in batch:
             try:
-                parsed.append((msg, self.parse(msg)))
+                parsed = self.parse(msg)
             except BadInput as exc:
                 result.dead_letters.append((msg, dead_letter(msg, exc.reason, exc.code, now)))
+                continue
+            if isinstance(parsed, OperatorDecision):
+                decisions.append(parsed)
+            else:
+                events.append((msg, parsed))
 
         with self.engine.begin() as conn:
             registry = Registry(conn)
-            seen = registry.known_events((e.platform.value, e.event_id) for _, e in parsed)
-            work = _Dirty()
-            for msg, event in parsed:
+            seen = registry.known_events((e.platform.value, e.event_id) for _, e in events)
+            touched = _Touched()
+            for msg, event in events:
                 key = (event.platform.value, event.event_id)
                 if key in seen:
                     result.duplicates += 1
@@ -123,10 +147,10 @@ class Pipeline:
                 seen.add(key)
                 savepoint = conn.begin_nested()
                 try:
-                    self._apply(registry, msg, event, work, result)
+                    self._record_event(registry, msg, event, touched, result)
                 except DBAPIError:
-                    # The database itself failed or a concurrent worker won a race: the whole
-                    # batch is retried, none of it is committed.
+                    # The database failed, or a concurrent worker won a race: the whole batch is
+                    # retried and none of it is committed.
                     savepoint.rollback()
                     raise
                 except Exception as exc:  # noqa: BLE001 - a poison event must not stall the partition
@@ -137,86 +161,109 @@ class Pipeline:
                                "partition": msg.partition, "offset": msg.offset},
                     )
                     reason = (
-                        f"the bridge failed to process this event ({type(exc).__name__}); "
-                        "report it to the bridge team with these coordinates and replay it after the fix"
+                        f"the bridge failed to process this event ({type(exc).__name__}); report it to the "
+                        "bridge team with these coordinates and replay it after the fix"
                     )
                     result.dead_letters.append((msg, dead_letter(msg, reason, "processing_error", now)))
                 else:
                     savepoint.commit()
                     result.processed[(event.platform.value, event.kind.value)] += 1
-            self._refresh(registry, work, result)
+                    result.event_times.append(event.occurred_at)
+            for decision in decisions:
+                self._record_decision(registry, decision, touched, result)
+            self._resolve_identities(registry, touched, result)
+            self._refresh(registry, touched, result)
         return result
 
-    def _apply(
-        self, registry: Registry, msg: Inbound, event: CanonicalEvent, work: _Dirty, result: BatchResult
+    def _record_event(
+        self, registry: Registry, msg: Inbound, event: CanonicalEvent, touched: _Touched, result: BatchResult
     ) -> None:
+        account = AccountKey(event.platform.value, event.account)
+        seen = Sighting(event.occurred_at, event.event_id)
+        registry.note_account(account, seen)
         evidence = Evidence.of(event, self.pseudonymiser)
-        platform, account = event.platform.value, event.account
-        key_id = self.pseudonymiser.key_id
-
-        owner_id = registry.account_owner(platform, account)
-        doc_owner_id = (
-            registry.document_owner(evidence.document_type, evidence.document_digest)
-            if evidence.document_digest
-            else None
-        )
-        candidates: list[LearnerView] = []
-        if owner_id is None and doc_owner_id is None and evidence.name_mobile_digest:
-            candidates = [registry.learner_view(c) for c in registry.name_mobile_candidates(evidence.name_mobile_digest)]
-        decision = resolve(
-            platform,
-            account,
-            evidence,
-            registry.learner_view(owner_id) if owner_id else None,
-            registry.learner_view(doc_owner_id) if doc_owner_id else None,
-            candidates,
-        )
-        learner_id = decision.learner_id
-        if decision.create_learner:
-            registry.create_learner(learner_id)
-        if decision.merge_from:
-            moved = registry.merge(decision.merge_from, learner_id)
-            registry.retire_records(decision.merge_from, moved)
-            work.records.update((learner_id, k) for k in moved)
-            work.learners.add(decision.merge_from)
-            result.identity["merge"] += 1
-        if decision.link_method:
-            registry.link_account(platform, account, learner_id, decision.link_method, event.occurred_at, event.event_id, key_id)
-            result.identity[decision.link_method.value] += 1
-        if decision.attach_document:
-            registry.attach_document(evidence.document_type, evidence.document_digest, learner_id, event.event_id, key_id)
-        if evidence.name_mobile_digest:
-            registry.note_name_mobile(platform, account, evidence.name_mobile_digest, key_id)
-        if decision.review:
-            if registry.raise_review(
-                decision.review.kind, platform, account, decision.review.candidates, event.occurred_at, event.event_id
-            ):
-                result.reviews += 1
+        for item in evidence.items:
+            registry.note_evidence(account, item, self.pseudonymiser.key_id, seen)
         if evidence.document_problem:
-            registry.record_dq(platform, event.event_id, evidence.document_problem.value)
-            result.data_quality[evidence.document_problem.value] += 1
-
+            registry.record_dq(account.platform, event.event_id, evidence.document_problem)
+            result.data_quality[evidence.document_problem] += 1
         course_key = self.course_keys.key_for(event.platform, event.course_id)
-        registry.add_fact(CreditFact.from_event(event), learner_id, course_key, msg.topic, msg.partition, msg.offset)
-        work.records.add((learner_id, course_key))
-        work.learners.add(learner_id)
+        registry.add_fact(CreditFact.from_event(event), course_key, msg.topic, msg.partition, msg.offset)
+        touched.accounts.add(account)
+        touched.sightings.setdefault(account, seen)
 
-    def _refresh(self, registry: Registry, work: _Dirty, result: BatchResult) -> None:
-        merged = registry.merged_learners(work.learners | {lid for lid, _ in work.records})
-        for learner_id, course_key in sorted(work.records):
-            if learner_id in merged:
+    def _record_decision(
+        self, registry: Registry, decision: OperatorDecision, touched: _Touched, result: BatchResult
+    ) -> None:
+        if not registry.record_decision(decision):
+            result.duplicates += 1
+            return
+        result.decisions += 1
+        status = "linked" if decision.action is DecisionAction.LINK else "rejected"
+        registry.settle_review(decision.review_id, status, decision.decision_id, decision.decided_by, decision.decided_at)
+        touched.accounts.add(AccountKey(decision.account.platform.value, decision.account.account))
+        if decision.anchor is not None:
+            touched.accounts.add(AccountKey(decision.anchor.platform.value, decision.anchor.account))
+
+    def _resolve_identities(self, registry: Registry, touched: _Touched, result: BatchResult) -> None:
+        """Re-partition every account connected to what the batch touched (CONTRACT §3)."""
+        if not touched.accounts:
+            return
+        group = registry.component(touched.accounts)
+        evidence = registry.load_evidence(group)
+        links, rejected = registry.decisions_for(group)
+        outcome = cluster(evidence, links, rejected)
+        before = registry.placements(group)
+        facts_by_account = registry.course_keys_of(
+            [k for k, p in outcome.placements.items() if before.get(k) != p or k in touched.accounts]
+        )
+
+        new_ids = {p.learner_id for p in outcome.placements.values()}
+        for learner_id in sorted(new_ids):
+            registry.ensure_live_learner(learner_id)
+        for key, placement in sorted(outcome.placements.items()):
+            old = before.get(key)
+            if old == placement:
                 continue
-            facts = registry.facts_for(learner_id, course_key)
-            if facts and registry.save_record(derive_record(learner_id, course_key, facts, self.hours_per_credit)):
-                result.records_changed += 1
-        for learner_id in sorted(work.learners):
-            if registry.refresh_identity(learner_id):
-                result.identities_changed += 1
+            registry.place(key, placement)
+            if old is None or old.learner_id != placement.learner_id:
+                result.identity[placement.method.value] += 1
+            touched.learners.add(placement.learner_id)
+            for course_key in facts_by_account.get(key, ()):
+                touched.records.add((placement.learner_id, course_key))
+                if old is not None:
+                    touched.records.add((old.learner_id, course_key))
+            if old is not None:
+                touched.learners.add(old.learner_id)
+        for key in touched.accounts & outcome.placements.keys():
+            placement = outcome.placements[key]
+            for course_key in facts_by_account.get(key, ()):
+                touched.records.add((placement.learner_id, course_key))
+            touched.learners.add(placement.learner_id)
 
+        # Learners that lost every account are merged into where their founding account went.
+        old_ids = {p.learner_id for p in before.values() if p is not None}
+        for gone in sorted(old_ids - new_ids):
+            founder = next((k for k in sorted(before) if k.learner_id == gone), None)
+            former = [k for k, p in sorted(before.items()) if p is not None and p.learner_id == gone]
+            survivor_key = founder if founder in outcome.placements else former[0]
+            for changed in registry.retire_learner(gone, outcome.placements[survivor_key].learner_id):
+                touched.learners.add(changed)
+            result.identity["merge"] += 1
 
-@dataclass
-class _Dirty:
-    """What a batch touched, refreshed once at the end of the batch."""
+        for review in outcome.reviews:
+            seen = touched.sightings.get(review.account) or evidence[review.account].first
+            if registry.raise_review(review, seen.at, seen.event_id):
+                result.reviews += 1
 
-    records: set[tuple[str, str]] = field(default_factory=set)
-    learners: set[str] = field(default_factory=set)
+    def _refresh(self, registry: Registry, touched: _Touched, result: BatchResult) -> None:
+        for learner_id, course_key in sorted(touched.records):
+            facts = registry.facts_for(learner_id, course_key) if registry.is_live(learner_id) else []
+            if facts:
+                state = derive_record(learner_id, course_key, facts, self.hours_per_credit)
+                changed = registry.save_record(state)
+            else:
+                changed = registry.retire_record(record_id_for(learner_id, course_key))
+            result.records_changed += changed
+        for learner_id in sorted(touched.learners):
+            result.identities_changed += registry.refresh_identity(learner_id)

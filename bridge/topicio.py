@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+#: How long a topic must stay silent, once its end offsets are reached, to count as read.
+QUIET_MS = 300
+
 
 @dataclass(frozen=True)
 class Message:
@@ -45,6 +48,12 @@ def read_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> 
 
 
 def iter_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> Iterator[Message]:
+    """Every message of ``topic``: up to its end offsets, then on until the topic is quiet.
+
+    Reading on past the end offsets is deliberate: the embedded broker (tansu 0.6) reports a
+    partition's latest offset without its most recent produce batch until the next one arrives,
+    while fetches return those messages already.
+    """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         tps = _partitions(consumer, [topic])
@@ -53,17 +62,16 @@ def iter_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> 
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batches = consumer.poll(timeout_ms=int(timeout_s * 1000))
+        while True:
+            behind = any(consumer.position(tp) < ends[tp] for tp in tps)
+            batches = consumer.poll(timeout_ms=int(timeout_s * 1000) if behind else QUIET_MS)
             if not batches:
-                raise TimeoutError(f"reading {topic} stalled before its end offsets")
-            for tp, records in batches.items():
+                if behind:
+                    raise TimeoutError(f"reading {topic} stalled before its end offsets")
+                return
+            for records in batches.values():
                 for r in records:
-                    if r.offset < ends[tp]:
-                        yield Message(r.topic, r.partition, r.offset, r.key, r.value)
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+                    yield Message(r.topic, r.partition, r.offset, r.key, r.value)
     finally:
         consumer.close()
 

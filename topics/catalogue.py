@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from bridge.core.decisions import OperatorDecision
 from bridge.core.records import CreditRecord, DeadLetter, LearnerIdentity, ReviewItem
 
 _DAY_MS = 24 * 60 * 60 * 1000
@@ -124,15 +125,32 @@ DEADLETTER = TopicSpec(
     retention_ms=30 * _DAY_MS,
 )
 
+# Operator decisions are input that must survive every replay (a rebuild from the beginning
+# has to make the same decisions again), so they are never deleted.
+DECISIONS = TopicSpec(
+    name="bridge.decisions.v1",
+    role="input",
+    cleanup_policy="delete",
+    key="`review_id` of the review item decided (UTF-8 string)",
+    value_model=OperatorDecision,
+    partitions=None,
+    description="Operators' decisions on review items, written by `bridge review link|reject` "
+    "and applied by the workers like any other input.",
+    retention_ms=-1,
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     UNION_EVENTS,
     OU_EVENTS,
+    DECISIONS,
     CREDIT_RECORDS,
     LEARNER_IDENTITIES,
     REVIEW,
     DEADLETTER,
 )
 INPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in TOPICS if t.role == "input")
+#: The two platforms' topics (raw JSON of CONTRACT §1, no value model of ours).
+PLATFORM_TOPICS: tuple[TopicSpec, ...] = (UNION_EVENTS, OU_EVENTS)
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in TOPICS if t.role == "output")
 
 _BY_NAME = {t.name: t for t in TOPICS}

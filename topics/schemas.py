@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from topics.catalogue import CREDIT_RECORDS, OUTPUT_TOPICS, TopicSpec
+from topics.catalogue import CREDIT_RECORDS, TOPICS, TopicSpec
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).with_name("schemas")
@@ -62,7 +62,8 @@ def render_schemas() -> dict[str, str]:
     """Every output topic's schema file, as ``{filename: text}`` in the committed format."""
     return {
         schema_filename(spec): json.dumps(build_schema(spec), indent=2, ensure_ascii=False) + "\n"
-        for spec in OUTPUT_TOPICS
+        for spec in TOPICS
+        if spec.value_model is not None
     }
 
 

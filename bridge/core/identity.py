@@ -1,136 +1,324 @@
-"""Identity rules (CONTRACT §3) as one pure decision.
+"""Identity rules (CONTRACT §3) as one deterministic function of the evidence.
 
-The pipeline looks up what the registry knows (the account's learner, the learner holding the
-event's document, learners matching name and mobile) and asks :func:`resolve` what to do. The
-answer is a :class:`Resolution`; applying it is the store's job.
+Linking is not decided event by event. The registry keeps, per platform account, every piece of
+identity evidence it has seen (keyed-HMAC digests of valid documents and of name+mobile), and
+:func:`cluster` partitions a connected group of accounts into learners from that evidence alone.
+Because the result depends only on *what* has been seen, never on the order it arrived in, the
+same events in any interleaving end in the same learners (rule 5), and a name+mobile link that
+later evidence makes ambiguous or contradicts is revisited automatically.
+
+The partition, in order of precedence:
+
+1. Accounts sharing a valid document are one learner (rules 2, 3), resident IDs first; a union
+   that would give one learner two different documents of one type is refused and reviewed.
+   An account that itself carries two different documents of one type links by none of them
+   and is reviewed (rule 6): contradicting evidence is never merged automatically.
+2. An operator's decision links an account to another learner, whatever the evidence says.
+3. Accounts without any valid document join, by name+mobile, the one learner that shares their
+   name+mobile; with several candidates they link nowhere and are reviewed (rule 4). Doc-less
+   accounts sharing a name+mobile and no candidate are one learner.
+
+A learner's id derives from its smallest account that holds a document (or its smallest account
+when none does), so the learner holding the document survives a merge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from bridge.core.events import CanonicalEvent, DocumentProblem, DocumentType
+from bridge.core.events import CanonicalEvent, DocumentType
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import LinkMethod, ReviewKind, learner_id_for
+
+NAME_MOBILE = "name_mobile"
+#: Resident IDs are the strongest evidence and are joined first.
+_KIND_ORDER = {DocumentType.RESIDENT_ID.value: 0, DocumentType.PASSPORT.value: 1,
+               DocumentType.HK_MACAO_TAIWAN_PERMIT.value: 2}
+
+
+@dataclass(frozen=True, order=True)
+class AccountKey:
+    """A platform account (CONTRACT §3.1), ordered by platform then account."""
+
+    platform: str
+    account: str
+
+    @property
+    def learner_id(self) -> str:
+        """The id of the learner this account would found."""
+        return learner_id_for(self.platform, self.account)
+
+
+@dataclass(frozen=True, order=True)
+class Sighting:
+    """The earliest event that showed a piece of evidence (by event time, then id)."""
+
+    at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One digest of an event: ``kind`` is a document type or ``name_mobile``."""
+
+    kind: str
+    digest: str
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Pseudonymised identity evidence of one event: digests only."""
+    """The pseudonymised identity evidence of one event (rule 7): digests only."""
 
-    document_type: DocumentType | None = None
-    document_digest: str | None = None
-    name_mobile_digest: str | None = None
-    document_problem: DocumentProblem | None = None
+    items: tuple[EvidenceItem, ...] = ()
+    document_problem: str | None = None
 
     @classmethod
     def of(cls, event: CanonicalEvent, pseudonymiser: Pseudonymiser) -> Evidence:
-        """Pseudonymise the event's evidence (rule 7); raw values go no further."""
+        """Pseudonymise the event's evidence; raw values go no further."""
         person = event.person
-        doc = person.document
-        name_mobile = None
+        items = []
+        if person.document is not None:
+            kind = person.document.type.value
+            items.append(EvidenceItem(kind, pseudonymiser.digest(f"doc:{kind}", person.document.number)))
         if person.name_key and person.mobile_key:
-            name_mobile = pseudonymiser.digest("name_mobile", f"{person.name_key}\x1f{person.mobile_key}")
-        return cls(
-            document_type=doc.type if doc else None,
-            document_digest=pseudonymiser.digest(f"doc:{doc.type.value}", doc.number) if doc else None,
-            name_mobile_digest=name_mobile,
-            document_problem=person.document_problem,
-        )
+            items.append(
+                EvidenceItem(NAME_MOBILE, pseudonymiser.digest(NAME_MOBILE, f"{person.name_key}\x1f{person.mobile_key}"))
+            )
+        problem = person.document_problem.value if person.document_problem else None
+        return cls(tuple(items), problem)
+
+
+@dataclass
+class AccountEvidence:
+    """Everything known of one account's identity."""
+
+    key: AccountKey
+    first: Sighting
+    documents: dict[tuple[str, str], Sighting] = field(default_factory=dict)
+    name_mobile: dict[str, Sighting] = field(default_factory=dict)
+
+    def document_kinds(self) -> dict[str, set[str]]:
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for kind, digest in self.documents:
+            kinds[kind].add(digest)
+        return kinds
+
+    @property
+    def conflicted(self) -> bool:
+        """Carries two different documents of one type (rule 6)."""
+        return any(len(digests) > 1 for digests in self.document_kinds().values())
 
 
 @dataclass(frozen=True)
-class LearnerView:
-    """What the decision needs to know of an existing learner."""
+class OperatorLink:
+    """An operator's decision that ``account`` belongs with the learner of ``anchor``."""
+
+    decision_id: str
+    account: AccountKey
+    anchor: AccountKey
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an account belongs and why."""
 
     learner_id: str
-    documents: Mapping[DocumentType, str] = field(default_factory=dict)
-
-    def conflicts_with(self, doc_type: DocumentType, digest: str) -> bool:
-        """True when the learner holds a *different* document of the same type."""
-        held = self.documents.get(doc_type)
-        return held is not None and held != digest
+    method: LinkMethod
+    linked_at: datetime
+    event_id: str | None
 
 
 @dataclass(frozen=True)
 class PendingReview:
     kind: ReviewKind
+    account: AccountKey
     candidates: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class Resolution:
-    """What to do with an event's account and evidence.
-
-    ``learner_id`` is the learner the account belongs to afterwards. ``link_method`` is set when
-    the account is linked for the first time; ``attach_document`` when the event's document
-    becomes the learner's; ``merge_from`` names a learner to merge into ``learner_id``.
-    """
-
-    learner_id: str
-    create_learner: bool = False
-    link_method: LinkMethod | None = None
-    attach_document: bool = False
-    merge_from: str | None = None
-    review: PendingReview | None = None
+class Clustering:
+    placements: dict[AccountKey, Placement]
+    reviews: tuple[PendingReview, ...]
 
 
-def _document_method(doc_type: DocumentType) -> LinkMethod:
-    if doc_type is DocumentType.RESIDENT_ID:
-        return LinkMethod.RESIDENT_ID
-    return LinkMethod.IDENTITY_DOCUMENT
+class _UnionFind:
+    def __init__(self, keys: Iterable[AccountKey]) -> None:
+        self.parent = {k: k for k in keys}
+
+    def find(self, key: AccountKey) -> AccountKey:
+        root = key
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[key] != root:
+            self.parent[key], key = root, self.parent[key]
+        return root
+
+    def union(self, a: AccountKey, b: AccountKey) -> AccountKey:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        # The smaller key becomes the root, so roots never depend on the order of unions.
+        low, high = (ra, rb) if ra < rb else (rb, ra)
+        self.parent[high] = low
+        return low
 
 
-def resolve(
-    platform: str,
-    account: str,
-    evidence: Evidence,
-    account_owner: LearnerView | None,
-    document_owner: LearnerView | None,
-    name_mobile_candidates: Sequence[LearnerView] = (),
-) -> Resolution:
-    """Decide where an event's account belongs (rules 1-6)."""
-    doc_type, digest = evidence.document_type, evidence.document_digest
-    has_doc = doc_type is not None and digest is not None
+def cluster(
+    accounts: Mapping[AccountKey, AccountEvidence],
+    operator_links: Sequence[OperatorLink] = (),
+    rejected: Iterable[AccountKey] = (),
+) -> Clustering:
+    """Partition ``accounts`` (a closed group: no evidence shared with outsiders) into learners."""
+    uf = _UnionFind(accounts)
+    docs_of: dict[AccountKey, dict[str, set[str]]] = {}
+    for key, ev in accounts.items():
+        docs_of[key] = {} if ev.conflicted else {k: set(v) for k, v in ev.document_kinds().items()}
+    conflicts: dict[AccountKey, set[AccountKey]] = defaultdict(set)
 
-    if account_owner is not None:
-        if not has_doc or (document_owner and document_owner.learner_id == account_owner.learner_id):
-            return Resolution(account_owner.learner_id)
-        if account_owner.conflicts_with(doc_type, digest):
-            # Rule 6: a different valid document for a known account is never merged alone.
-            candidates = [account_owner.learner_id]
-            if document_owner is not None:
-                candidates.append(document_owner.learner_id)
-            return Resolution(
-                account_owner.learner_id,
-                review=PendingReview(ReviewKind.CONFLICTING_DOCUMENT, tuple(sorted(candidates))),
-            )
-        if document_owner is None:
-            return Resolution(account_owner.learner_id, attach_document=True)
-        # Rule 5: the document shows two learners are one; the holder of the document survives.
-        return Resolution(document_owner.learner_id, merge_from=account_owner.learner_id)
+    # 1. Shared documents, strongest kind first, refusing unions that contradict.
+    holders: dict[tuple[str, str], list[AccountKey]] = defaultdict(list)
+    for key, ev in accounts.items():
+        for doc in ev.documents:
+            holders[doc].append(key)
+    root_docs: dict[AccountKey, dict[str, set[str]]] = {k: {t: set(d) for t, d in v.items()} for k, v in docs_of.items()}
+    for doc in sorted(holders, key=lambda d: (_KIND_ORDER.get(d[0], 9), d[0], d[1])):
+        group = sorted(holders[doc])
+        clean = [k for k in group if not accounts[k].conflicted]
+        for key in group:
+            if accounts[key].conflicted:
+                conflicts[key].update(k for k in group if k != key)
+        for other in clean[1:]:
+            ra, rb = uf.find(clean[0]), uf.find(other)
+            if ra == rb:
+                continue
+            if _contradicts(root_docs[ra], root_docs[rb]):
+                conflicts[other].add(clean[0])
+                continue
+            merged = _merge_docs(root_docs[ra], root_docs[rb])
+            root = uf.union(ra, rb)
+            root_docs[root] = merged
 
-    if has_doc:
-        if document_owner is not None:
-            return Resolution(document_owner.learner_id, link_method=_document_method(doc_type))
-        return Resolution(
-            learner_id_for(platform, account),
-            create_learner=True,
-            link_method=LinkMethod.ACCOUNT,
-            attach_document=True,
+    # 2. Operator decisions.
+    operator_edges: dict[AccountKey, list[OperatorLink]] = defaultdict(list)
+    for link in sorted(operator_links, key=lambda l: (l.at, l.decision_id)):
+        if link.account in accounts and link.anchor in accounts:
+            ra, rb = uf.find(link.account), uf.find(link.anchor)
+            merged = _merge_docs(root_docs[ra], root_docs[rb])
+            root_docs[uf.union(ra, rb)] = merged
+            operator_edges[link.account].append(link)
+            operator_edges[link.anchor].append(link)
+
+    # 3. Name and mobile, for accounts without any valid document.
+    rejected = set(rejected)
+    with_key: dict[str, list[AccountKey]] = defaultdict(list)
+    for key, ev in accounts.items():
+        for digest in ev.name_mobile:
+            with_key[digest].append(key)
+    docless = [
+        k for k in sorted(accounts)
+        if not accounts[k].documents and k not in rejected and not root_docs[uf.find(k)] and not operator_edges.get(k)
+    ]
+    groups = _UnionFind(docless)
+    for digest, keys in with_key.items():
+        members = [k for k in keys if k in groups.parent]
+        for other in members[1:]:
+            groups.union(members[0], other)
+    by_group: dict[AccountKey, list[AccountKey]] = defaultdict(list)
+    for key in docless:
+        by_group[groups.find(key)].append(key)
+    ambiguous: dict[AccountKey, set[AccountKey]] = {}
+    for members in by_group.values():
+        member_set = set(members)
+        digests = {d for m in members for d in accounts[m].name_mobile}
+        candidates = sorted(
+            {uf.find(k) for d in digests for k in with_key[d] if k not in member_set}
         )
+        if len(candidates) > 1:
+            for member in members:
+                ambiguous[member] = set(candidates)
+            continue
+        for other in members[1:]:
+            uf.union(members[0], other)
+        if candidates:
+            uf.union(members[0], candidates[0])
 
-    own_id = learner_id_for(platform, account)
-    candidates = sorted({c.learner_id for c in name_mobile_candidates})
-    if len(candidates) == 1:
-        # Rule 4: a doc-less account joins the one learner with the same name and mobile.
-        return Resolution(candidates[0], link_method=LinkMethod.NAME_MOBILE)
-    if len(candidates) > 1:
-        return Resolution(
-            own_id,
-            create_learner=True,
-            link_method=LinkMethod.ACCOUNT,
-            review=PendingReview(ReviewKind.AMBIGUOUS_MATCH, tuple(candidates)),
+    # Learner ids, then each account's placement and the reviews.
+    clusters: dict[AccountKey, list[AccountKey]] = defaultdict(list)
+    for key in sorted(accounts):
+        clusters[uf.find(key)].append(key)
+    learner_of_root: dict[AccountKey, str] = {}
+    placements: dict[AccountKey, Placement] = {}
+    for root, members in clusters.items():
+        documented = [m for m in members if accounts[m].documents]
+        anchor = min(documented) if documented else min(members)
+        learner_id = anchor.learner_id
+        learner_of_root[root] = learner_id
+        member_set = set(members)
+        for member in members:
+            placements[member] = _placement(accounts, member, anchor, member_set, operator_edges, learner_id)
+
+    reviews = []
+    for key in sorted(conflicts):
+        candidates = {learner_of_root[uf.find(k)] for k in conflicts[key]} | {learner_of_root[uf.find(key)]}
+        reviews.append(PendingReview(ReviewKind.CONFLICTING_DOCUMENT, key, tuple(sorted(candidates))))
+    for key in sorted(ambiguous):
+        candidates = {learner_of_root[uf.find(k)] for k in ambiguous[key]}
+        reviews.append(PendingReview(ReviewKind.AMBIGUOUS_MATCH, key, tuple(sorted(candidates))))
+    return Clustering(placements, tuple(reviews))
+
+
+def _contradicts(a: Mapping[str, set[str]], b: Mapping[str, set[str]]) -> bool:
+    return any(kind in b and b[kind] != digests for kind, digests in a.items())
+
+
+def _merge_docs(a: Mapping[str, set[str]], b: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    merged = {k: set(v) for k, v in a.items()}
+    for kind, digests in b.items():
+        merged.setdefault(kind, set()).update(digests)
+    return merged
+
+
+def _placement(
+    accounts: Mapping[AccountKey, AccountEvidence],
+    key: AccountKey,
+    anchor: AccountKey,
+    members: set[AccountKey],
+    operator_edges: Mapping[AccountKey, list[OperatorLink]],
+    learner_id: str,
+) -> Placement:
+    ev = accounts[key]
+    if key == anchor:
+        return Placement(learner_id, LinkMethod.ACCOUNT, ev.first.at, ev.first.event_id)
+    if not ev.conflicted:
+        shared = sorted(
+            (kind, sighting)
+            for (kind, digest), sighting in ev.documents.items()
+            if any((kind, digest) in accounts[m].documents for m in members if m != key)
         )
-    return Resolution(own_id, create_learner=True, link_method=LinkMethod.ACCOUNT)
+        for wanted, method in ((DocumentType.RESIDENT_ID.value, LinkMethod.RESIDENT_ID), (None, LinkMethod.IDENTITY_DOCUMENT)):
+            found = [s for kind, s in shared if wanted is None or kind == wanted]
+            if found:
+                sighting = min(found)
+                return Placement(learner_id, method, sighting.at, sighting.event_id)
+    links = [l for l in operator_edges.get(key, ()) if l.account in members and l.anchor in members]
+    if links:
+        first = min(links, key=lambda l: (l.at, l.decision_id))
+        return Placement(learner_id, LinkMethod.OPERATOR, first.at, first.decision_id)
+    shared_nm = [s for digest, s in ev.name_mobile.items() if any(digest in accounts[m].name_mobile for m in members if m != key)]
+    if shared_nm:
+        sighting = min(shared_nm)
+        return Placement(learner_id, LinkMethod.NAME_MOBILE, sighting.at, sighting.event_id)
+    # Joined through others' links only (e.g. the anchor's operator decision): the account's own
+    # first event is the best explanation of when it became part of the learner.
+    return Placement(learner_id, LinkMethod.ACCOUNT, ev.first.at, ev.first.event_id)
+
+
+def review_id_for(review: PendingReview) -> str:
+    """A deterministic review id: the same question is asked once."""
+    parts = [review.kind.value, review.account.platform, review.account.account, *review.candidates]
+    return "rv_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]

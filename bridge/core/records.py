@@ -102,6 +102,9 @@ class ReviewItem(_Out):
     candidates: list[str]
     raised_at: datetime
     event_id: str | None = None
+    status: Literal["open", "linked", "rejected"] = Field(
+        default="open", description="`linked` or `rejected` once an operator decided."
+    )
 
 
 class DeadLetter(_Out):

@@ -33,7 +33,7 @@ learners = Table(
     "learners",
     metadata,
     Column("learner_id", String(64), primary_key=True),
-    Column("merged_into", String(64), nullable=True),
+    Column("merged_into", String(64), nullable=True, index=True),
     Column("version", Integer, nullable=False),
     # The published value (JSON text, without version) of the current version.
     Column("state", Text, nullable=True),
@@ -44,22 +44,44 @@ accounts = Table(
     metadata,
     Column("platform", String(16), primary_key=True),
     Column("account", String(128), primary_key=True),
-    Column("learner_id", String(64), nullable=False, index=True),
-    Column("method", String(32), nullable=False),
-    Column("linked_at", UTCDateTime, nullable=False),
+    # Set by identity resolution in the same transaction that creates the row.
+    Column("learner_id", String(64), nullable=True, index=True),
+    Column("method", String(32), nullable=True),
+    Column("linked_at", UTCDateTime, nullable=True),
     Column("event_id", String(128), nullable=True),
-    Column("name_mobile_digest", String(64), nullable=True, index=True),
-    Column("key_id", String(32), nullable=False),
+    # The account's earliest event (by event time, then id): replay-stable link explanations.
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("first_event_id", String(128), nullable=False),
 )
 
-documents = Table(
-    "documents",
+evidence = Table(
+    "evidence",
     metadata,
-    Column("doc_type", String(32), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("account", String(128), primary_key=True),
+    # A document type (RESIDENT_ID, PASSPORT, HK_MACAO_TAIWAN_PERMIT) or name_mobile.
+    Column("kind", String(32), primary_key=True),
     Column("digest", String(64), primary_key=True),
     Column("key_id", String(32), nullable=False),
-    Column("learner_id", String(64), nullable=False, index=True),
-    Column("event_id", String(128), nullable=True),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("first_event_id", String(128), nullable=False),
+    Index("ix_evidence_kind_digest", "kind", "digest"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("review_id", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("account", String(128), nullable=False),
+    Column("anchor_platform", String(16), nullable=True),
+    Column("anchor_account", String(128), nullable=True),
+    Column("decided_by", String(128), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_decisions_account", "platform", "account"),
 )
 
 credit_facts = Table(
@@ -68,7 +90,6 @@ credit_facts = Table(
     Column("platform", String(16), primary_key=True),
     Column("event_id", String(128), primary_key=True),
     Column("account", String(128), nullable=False),
-    Column("learner_id", String(64), nullable=False),
     Column("course_key", String(256), nullable=False),
     Column("course_id", String(128), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -81,7 +102,7 @@ credit_facts = Table(
     Column("topic", String(255), nullable=False),
     Column("partition", Integer, nullable=False),
     Column("offset", Integer, nullable=False),
-    Index("ix_credit_facts_learner_course", "learner_id", "course_key"),
+    Index("ix_credit_facts_account_course", "platform", "account", "course_key"),
 )
 
 credit_records = Table(
@@ -109,6 +130,7 @@ review_items = Table(
     Column("raised_at", UTCDateTime, nullable=False),
     Column("event_id", String(128), nullable=True),
     Column("status", String(16), nullable=False, default="open"),
+    Column("decision_id", String(64), nullable=True),
     Column("decided_by", String(128), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
 )

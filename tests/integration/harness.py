@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+from bridge import cli as bridge_cli
 from bridge.admin import apply_topics
 from bridge.broker import EmbeddedBroker
 from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
@@ -16,6 +20,8 @@ from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
 from bridge.topicio import compacted, producer, read_topic
 from topics import catalogue
+
+INPUT_NAMES = {t.name for t in catalogue.INPUT_TOPICS}
 
 
 def free_port() -> int:
@@ -39,6 +45,8 @@ class Bridge:
         )
         apply_topics(self.settings)
         self.workers: list[WorkerProcess] = []
+        #: Messages this harness wrote to the (initially empty) input topics.
+        self.sent = 0
         self._producer = producer(self.settings.bootstrap_servers())
         self.engine = build_engine(database_url)
 
@@ -70,6 +78,8 @@ class Bridge:
         if isinstance(key, str):
             key = key.encode()
         self._producer.send(topic, key=key, value=value)
+        if topic in INPUT_NAMES:
+            self.sent += 1
 
     def flush(self) -> None:
         self._producer.flush()
@@ -78,7 +88,7 @@ class Bridge:
         """Wait until the input topics are consumed and every result is published."""
         self.flush()
         worker = worker or self.workers[-1]
-        wait_until_consumed(self.settings, worker, Progress())
+        wait_until_consumed(self.settings, worker, Progress(), expected=self.sent)
         wait_outbox_empty(self.engine, worker)
 
     # -- what subscribers see ---------------------------------------------------------------
@@ -109,6 +119,15 @@ class Bridge:
     def counts(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
             return Registry(conn).counts()
+
+    def cli(self, *argv: str) -> tuple[int, str, str]:
+        """Run ``bridge ARGV`` in-process against this bridge's broker: ``(exit code, stdout, stderr)``."""
+        out, err = io.StringIO(), io.StringIO()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+        env["BRIDGE_BROKER_URL"] = self.settings.broker_url or ""
+        with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = bridge_cli.main(list(argv))
+        return code, out.getvalue(), err.getvalue()
 
     def close(self) -> None:
         for worker in self.workers:

@@ -31,7 +31,9 @@ CONTRACT_OUTPUTS = {
 
 
 def test_topic_names_are_the_contracts():
-    assert {t.name for t in INPUT_TOPICS} == CONTRACT_INPUTS
+    assert {t.name for t in catalogue.PLATFORM_TOPICS} == CONTRACT_INPUTS
+    # Beyond the contract, the bridge consumes only its own operators' decisions.
+    assert {t.name for t in INPUT_TOPICS} - CONTRACT_INPUTS == {catalogue.DECISIONS.name}
     assert {t.name: t.cleanup_policy for t in OUTPUT_TOPICS} == CONTRACT_OUTPUTS
     assert len({t.name for t in TOPICS}) == len(TOPICS) == len(INPUT_TOPICS) + len(OUTPUT_TOPICS)
 
@@ -47,8 +49,8 @@ def test_by_name_finds_every_topic_and_names_the_known_ones_otherwise():
         catalogue.by_name("credit.records.v2")
 
 
-def test_only_output_topics_have_value_models():
-    assert all(t.value_model is None for t in INPUT_TOPICS)
+def test_only_output_topics_and_decisions_have_value_models():
+    assert all(t.value_model is None for t in INPUT_TOPICS if t.name != "bridge.decisions.v1")
     assert all(t.value_model is not None for t in OUTPUT_TOPICS)
 
 

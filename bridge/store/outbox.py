@@ -1,0 +1,46 @@
+"""The outbox: keys whose current state must be published, written in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select
+
+from bridge.store import schema as t
+from bridge.store.base import Repository
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    topic: str
+    key: str
+
+
+class OutboxRepository(Repository):
+    def enqueue(self, topic: str, key: str) -> None:
+        self.conn.execute(insert(t.outbox).values(topic=topic, key=key))
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
+        if self.postgres:
+            # Two workers never publish the same rows; each takes the ones nobody holds.
+            query = query.with_for_update(skip_locked=True)
+        return [OutboxEntry(r.id, r.topic, r.key) for r in self.conn.execute(query)]
+
+    def lock_records(self, record_ids: Sequence[str]) -> None:
+        """Hold these records while their state is published, so a newer state cannot be sent first."""
+        self._lock(t.credit_records.c.record_id, record_ids)
+
+    def lock_learners(self, learner_ids: Sequence[str]) -> None:
+        self._lock(t.learners.c.learner_id, learner_ids)
+
+    def _lock(self, column, keys: Sequence[str]) -> None:
+        # SQLite needs nothing: its writers are serialised by the database lock.
+        if self.postgres and keys:
+            self.conn.execute(select(column).where(column.in_(sorted(keys))).order_by(column).with_for_update()).all()
+
+    def done(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.conn.execute(delete(t.outbox).where(t.outbox.c.id.in_(list(ids))))
