@@ -1,0 +1,313 @@
+"""Operator commands for identity: ``bridge review list|show|link|reject`` and ``bridge explain``.
+
+Reading commands use the registry (``BRIDGE_DATABASE_URL``). Decisions are not written to the
+database here: they are published to ``bridge.decisions.v1`` and applied by the workers through
+the same pipeline as every event, so they are ordered, applied once, and replayed with the rest.
+Nothing printed here contains a resident ID, name or phone: only accounts, learner ids, event
+ids and the kinds of evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, select, tuple_
+
+from bridge.core.decisions import DecisionAction, OperatorDecision
+from bridge.core.events import Platform
+from bridge.core.identity import NAME_MOBILE, AccountKey
+from bridge.core.records import AccountRef
+from bridge.errors import BridgeError
+from bridge.settings import Settings
+from bridge.store import schema as t
+from bridge.store.base import as_utc
+from bridge.store.engine import build_engine
+from topics.catalogue import DECISIONS
+
+EVIDENCE_NAMES = {
+    "RESIDENT_ID": "resident ID",
+    "PASSPORT": "passport",
+    "HK_MACAO_TAIWAN_PERMIT": "HK/Macao/Taiwan permit",
+    NAME_MOBILE: "name and mobile",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    review = sub.add_parser("review", help="identity decisions waiting for an operator")
+    rsub = review.add_subparsers(dest="review_command", required=True)
+    listing = rsub.add_parser("list", help="review items (open ones by default)")
+    listing.add_argument("--all", action="store_true", help="include decided items")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(fn=cmd_review_list)
+    show = rsub.add_parser("show", help="one review item with its candidates")
+    show.add_argument("review_id")
+    show.set_defaults(fn=cmd_review_show)
+    link = rsub.add_parser("link", help="decide that the account belongs to one of the candidates")
+    link.add_argument("review_id")
+    link.add_argument("--learner", required=True, help="the learner id the account joins")
+    link.add_argument("--by", required=True, help="your operator id (recorded with the decision)")
+    link.add_argument("--note", help="why (kept with the decision; no personal data)")
+    link.set_defaults(fn=cmd_review_link)
+    reject = rsub.add_parser("reject", help="decide that the account belongs to none of the candidates")
+    reject.add_argument("review_id")
+    reject.add_argument("--by", required=True, help="your operator id (recorded with the decision)")
+    reject.add_argument("--note", help="why (kept with the decision; no personal data)")
+    reject.set_defaults(fn=cmd_review_reject)
+
+    explain = sub.add_parser("explain", help="why accounts belong together (no personal data shown)")
+    explain.add_argument("subject", help="a learner id (lrn_...) or an account as PLATFORM:ACCOUNT")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(fn=cmd_explain)
+
+
+def _connect(settings: Settings):
+    return build_engine(settings.database_url).connect()
+
+
+def _fmt(at: datetime | None) -> str:
+    return as_utc(at).isoformat().replace("+00:00", "Z") if at else "-"
+
+
+def _review_row(conn: Connection, review_id: str):
+    row = conn.execute(select(t.review_items).where(t.review_items.c.review_id == review_id)).first()
+    if row is None:
+        raise BridgeError(f"no review item {review_id}; `bridge review list` shows the open ones")
+    return row
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    with _connect(Settings()) as conn:
+        query = select(t.review_items).order_by(t.review_items.c.raised_at, t.review_items.c.review_id)
+        if not args.all:
+            query = query.where(t.review_items.c.status == "open")
+        rows = conn.execute(query).all()
+    items = [
+        {
+            "review_id": r.review_id,
+            "kind": r.kind,
+            "status": r.status,
+            "account": f"{r.platform}:{r.account}",
+            "candidates": list(r.candidates),
+            "raised_at": _fmt(r.raised_at),
+        }
+        for r in rows
+    ]
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no review items" if args.all else "no open review items")
+        return 0
+    for item in items:
+        print(
+            f"{item['review_id']}  {item['kind']:<21} {item['status']:<8} {item['account']:<24} "
+            f"raised {item['raised_at']}  candidates: {', '.join(item['candidates'])}"
+        )
+    return 0
+
+
+def cmd_review_show(args: argparse.Namespace) -> int:
+    with _connect(Settings()) as conn:
+        row = _review_row(conn, args.review_id)
+        print(f"review {row.review_id}: {row.kind} ({row.status})")
+        print(f"raised by {row.platform}:{row.account} at {_fmt(row.raised_at)} (event {row.event_id})")
+        if row.decided_by:
+            print(f"decided by {row.decided_by} at {_fmt(row.decided_at)} (decision {row.decision_id})")
+        print("the account:")
+        _print_accounts(conn, [AccountKey(row.platform, row.account)], indent="  ")
+        for candidate in row.candidates:
+            print(f"candidate {candidate}:")
+            _print_accounts(conn, _accounts_of(conn, candidate), indent="  ")
+    return 0
+
+
+def _accounts_of(conn: Connection, learner_id: str) -> list[AccountKey]:
+    rows = conn.execute(
+        select(t.accounts.c.platform, t.accounts.c.account).where(t.accounts.c.learner_id == learner_id)
+    )
+    return sorted(AccountKey(r.platform, r.account) for r in rows)
+
+
+def _evidence_of(conn: Connection, keys: list[AccountKey]) -> dict[AccountKey, list]:
+    found: dict[AccountKey, list] = defaultdict(list)
+    for key in keys:
+        for r in conn.execute(
+            select(t.evidence).where(t.evidence.c.platform == key.platform, t.evidence.c.account == key.account)
+        ):
+            found[key].append(r)
+    return found
+
+
+def _print_accounts(conn: Connection, keys: list[AccountKey], indent: str) -> None:
+    evidence = _evidence_of(conn, keys)
+    for key in keys:
+        row = conn.execute(
+            select(t.accounts).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
+        ).first()
+        if row is None:
+            print(f"{indent}{key.platform}:{key.account} (not seen yet)")
+            continue
+        kinds = sorted({EVIDENCE_NAMES.get(e.kind, e.kind) for e in evidence[key]}) or ["no identity evidence"]
+        print(
+            f"{indent}{key.platform}:{key.account} -> {row.learner_id} by {row.method} "
+            f"(since {_fmt(row.linked_at)}, event {row.event_id}); evidence: {', '.join(kinds)}"
+        )
+
+
+def _publish(settings: Settings, decision: OperatorDecision) -> None:
+    from bridge.topicio import producer
+
+    if not settings.broker_url:
+        raise BridgeError("set BRIDGE_BROKER_URL: decisions are published for the workers to apply")
+    prod = producer(settings.bootstrap_servers())
+    try:
+        future = prod.send(DECISIONS.name, key=decision.review_id.encode(), value=decision.model_dump_json().encode())
+        prod.flush()
+        future.get(timeout=30)
+    except Exception as exc:  # noqa: BLE001 - any failure means the decision was not recorded
+        raise BridgeError(f"the decision was not published ({type(exc).__name__}); check the broker and try again") from exc
+    finally:
+        prod.close()
+
+
+def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
+    settings = Settings()
+    with _connect(settings) as conn:
+        row = _review_row(conn, args.review_id)
+        if row.status != "open":
+            raise BridgeError(f"review {row.review_id} was already decided ({row.status} by {row.decided_by})")
+        anchor = None
+        if action is DecisionAction.LINK:
+            if args.learner not in row.candidates:
+                raise BridgeError(
+                    f"{args.learner} is not a candidate of review {row.review_id}; candidates: {', '.join(row.candidates)}"
+                )
+            accounts = _accounts_of(conn, args.learner)
+            if not accounts:
+                raise BridgeError(f"learner {args.learner} has no accounts any more (merged?); see `bridge explain {args.learner}`")
+            # The founding account, when the learner still has it, keeps pointing at the same
+            # learner as evidence grows; any of its accounts would do.
+            founder = next((k for k in accounts if k.learner_id == args.learner), accounts[0])
+            anchor = AccountRef(platform=Platform(founder.platform), account=founder.account)
+    decision = OperatorDecision(
+        decision_id=f"dc_{uuid.uuid4().hex}",
+        review_id=row.review_id,
+        action=action,
+        account=AccountRef(platform=Platform(row.platform), account=row.account),
+        anchor=anchor,
+        decided_by=args.by,
+        decided_at=datetime.now(timezone.utc),
+        note=args.note,
+    )
+    _publish(settings, decision)
+    print(f"decision {decision.decision_id} ({action.value}) published on {DECISIONS.name}; the workers apply it next")
+    return 0
+
+
+def cmd_review_link(args: argparse.Namespace) -> int:
+    return _decide(args, DecisionAction.LINK)
+
+
+def cmd_review_reject(args: argparse.Namespace) -> int:
+    return _decide(args, DecisionAction.REJECT)
+
+
+def explain(conn: Connection, subject: str) -> dict[str, object]:
+    """Why the accounts of a learner belong together, as data (no personal values)."""
+    if ":" in subject and not subject.startswith("lrn_"):
+        platform, account = subject.split(":", 1)
+        learner_id = conn.execute(
+            select(t.accounts.c.learner_id).where(t.accounts.c.platform == platform, t.accounts.c.account == account)
+        ).scalar_one_or_none()
+        if learner_id is None:
+            raise BridgeError(f"no account {subject}; accounts are written PLATFORM:ACCOUNT, e.g. union:GH2101000123")
+    else:
+        learner_id = subject
+    learner = conn.execute(select(t.learners).where(t.learners.c.learner_id == learner_id)).first()
+    if learner is None:
+        raise BridgeError(f"no learner {learner_id}")
+    chain = [learner_id]
+    while learner.merged_into:
+        chain.append(learner.merged_into)
+        learner = conn.execute(select(t.learners).where(t.learners.c.learner_id == learner.merged_into)).one()
+    live = chain[-1]
+    keys = _accounts_of(conn, live)
+    evidence = _evidence_of(conn, keys)
+    holders: dict[tuple[str, str], list[AccountKey]] = defaultdict(list)
+    for key, rows in evidence.items():
+        for r in rows:
+            holders[(r.kind, r.digest)].append(key)
+    accounts = []
+    for key in keys:
+        row = conn.execute(
+            select(t.accounts).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
+        ).one()
+        accounts.append(
+            {
+                "account": f"{key.platform}:{key.account}",
+                "method": row.method,
+                "linked_at": _fmt(row.linked_at),
+                "event_id": row.event_id,
+                "first_event": row.first_event_id,
+                "evidence": [
+                    {
+                        "kind": EVIDENCE_NAMES.get(r.kind, r.kind),
+                        "first_seen": _fmt(r.first_at),
+                        "event_id": r.first_event_id,
+                        "shared_with": [f"{k.platform}:{k.account}" for k in holders[(r.kind, r.digest)] if k != key],
+                        "key_id": r.key_id,
+                    }
+                    for r in sorted(evidence[key], key=lambda r: (r.kind, r.first_at))
+                ],
+            }
+        )
+    merged = conn.execute(select(t.learners.c.learner_id).where(t.learners.c.merged_into == live)).scalars().all()
+    decisions = conn.execute(
+        select(t.decisions).where(
+            t.decisions.c.review_id.in_(
+                select(t.review_items.c.review_id).where(
+                    tuple_(t.review_items.c.platform, t.review_items.c.account).in_(
+                        [(k.platform, k.account) for k in keys]
+                    )
+                )
+            )
+        )
+    ).all()
+    return {
+        "subject": subject,
+        "learner_id": live,
+        "merge_chain": chain,
+        "merged_from": sorted(merged),
+        "accounts": accounts,
+        "decisions": [
+            {"decision_id": d.decision_id, "review_id": d.review_id, "action": d.action,
+             "decided_by": d.decided_by, "decided_at": _fmt(d.decided_at)}
+            for d in decisions
+        ],
+    }
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    with _connect(Settings()) as conn:
+        report = explain(conn, args.subject)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    chain = report["merge_chain"]
+    if len(chain) > 1:
+        print(f"{chain[0]} was merged into {' -> '.join(chain[1:])}")
+    print(f"learner {report['learner_id']} has {len(report['accounts'])} account(s):")
+    for account in report["accounts"]:
+        print(f"  {account['account']}: linked by {account['method']} at {account['linked_at']} (event {account['event_id']})")
+        for ev in account["evidence"]:
+            shared = f", shared with {', '.join(ev['shared_with'])}" if ev["shared_with"] else ""
+            print(f"    {ev['kind']} first seen {ev['first_seen']} in event {ev['event_id']}{shared}")
+    if report["merged_from"]:
+        print(f"learners merged into it: {', '.join(report['merged_from'])}")
+    for d in report["decisions"]:
+        print(f"operator decision {d['decision_id']}: {d['action']} by {d['decided_by']} at {d['decided_at']}")
+    return 0
