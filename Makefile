@@ -28,9 +28,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-## Regenerate the published JSON Schemas after changing an output model.
+## Regenerate the published JSON Schemas and the AsyncAPI document after changing an output model.
 schemas: $(STAMP)
 	$(PY) -m topics.schemas
+	$(PY) -m topics.asyncapi
 
 ## Throughput and latency of the bridge against pass-through baselines (see bench/RESULTS.md).
 bench: $(STAMP)
