@@ -26,6 +26,7 @@ from bridge.core.identity import AccountKey, Evidence, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DeadLetter, record_id_for
 from bridge.errors import BadInput
+from bridge.store.engine import writer
 from bridge.store.registry import Registry
 from topics.catalogue import DECISIONS
 
@@ -78,6 +79,13 @@ def dead_letter(msg: Inbound, reason: str, code: str, now: datetime) -> DeadLett
     )
 
 
+def _internal_reason(exc: Exception) -> str:
+    return (
+        f"the bridge failed to process this message ({type(exc).__name__}); report it to the bridge "
+        "team with these coordinates and replay it after the fix"
+    )
+
+
 @dataclass
 class _Touched:
     """What a batch touched, resolved and refreshed once at the end of the batch."""
@@ -102,6 +110,7 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
+        self._writer = writer(engine)
         self.parsers = parsers
         self.pseudonymiser = pseudonymiser
         self.course_keys = course_keys
@@ -130,12 +139,19 @@ class Pipeline:
             except BadInput as exc:
                 result.dead_letters.append((msg, dead_letter(msg, exc.reason, exc.code, now)))
                 continue
+            except Exception as exc:  # noqa: BLE001 - an adapter bug must not stall the partition
+                log.exception(
+                    "message failed in parsing; dead-lettered",
+                    extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+                )
+                result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
+                continue
             if isinstance(parsed, OperatorDecision):
                 decisions.append(parsed)
             else:
                 events.append((msg, parsed))
 
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             registry = Registry(conn)
             seen = registry.known_events((e.platform.value, e.event_id) for _, e in events)
             touched = _Touched()
@@ -147,7 +163,7 @@ class Pipeline:
                 seen.add(key)
                 savepoint = conn.begin_nested()
                 try:
-                    self._record_event(registry, msg, event, touched, result)
+                    problem = self._record_event(registry, msg, event, touched)
                 except DBAPIError:
                     # The database failed, or a concurrent worker won a race: the whole batch is
                     # retried and none of it is committed.
@@ -160,24 +176,21 @@ class Pipeline:
                         extra={"platform": key[0], "event_id": key[1], "topic": msg.topic,
                                "partition": msg.partition, "offset": msg.offset},
                     )
-                    reason = (
-                        f"the bridge failed to process this event ({type(exc).__name__}); report it to the "
-                        "bridge team with these coordinates and replay it after the fix"
-                    )
-                    result.dead_letters.append((msg, dead_letter(msg, reason, "processing_error", now)))
+                    result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
                 else:
                     savepoint.commit()
                     result.processed[(event.platform.value, event.kind.value)] += 1
                     result.event_times.append(event.occurred_at)
+                    if problem:
+                        result.data_quality[problem] += 1
             for decision in decisions:
                 self._record_decision(registry, decision, touched, result)
             self._resolve_identities(registry, touched, result)
             self._refresh(registry, touched, result)
         return result
 
-    def _record_event(
-        self, registry: Registry, msg: Inbound, event: CanonicalEvent, touched: _Touched, result: BatchResult
-    ) -> None:
+    def _record_event(self, registry: Registry, msg: Inbound, event: CanonicalEvent, touched: _Touched) -> str | None:
+        """Store an event's account, evidence and fact; returns its data-quality problem, if any."""
         account = AccountKey(event.platform.value, event.account)
         seen = Sighting(event.occurred_at, event.event_id)
         registry.note_account(account, seen)
@@ -186,11 +199,11 @@ class Pipeline:
             registry.note_evidence(account, item, self.pseudonymiser.key_id, seen)
         if evidence.document_problem:
             registry.record_dq(account.platform, event.event_id, evidence.document_problem)
-            result.data_quality[evidence.document_problem] += 1
         course_key = self.course_keys.key_for(event.platform, event.course_id)
         registry.add_fact(CreditFact.from_event(event), course_key, msg.topic, msg.partition, msg.offset)
         touched.accounts.add(account)
         touched.sightings.setdefault(account, seen)
+        return evidence.document_problem
 
     def _record_decision(
         self, registry: Registry, decision: OperatorDecision, touched: _Touched, result: BatchResult

@@ -26,7 +26,8 @@ def _postgres_database() -> Iterator[str]:
         pytest.skip(f"PostgreSQL not configured ({POSTGRES_ENV})")
     base = make_url(server).set(drivername="postgresql+psycopg")
     name = f"bridge_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    # pre_ping: fault tests restart the server, which kills pooled connections.
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -18,8 +18,9 @@ The partition, in order of precedence:
    name+mobile; with several candidates they link nowhere and are reviewed (rule 4). Doc-less
    accounts sharing a name+mobile and no candidate are one learner.
 
-A learner's id derives from its smallest account that holds a document (or its smallest account
-when none does), so the learner holding the document survives a merge.
+A learner's id derives from its *anchor*: the account that showed a document first, by event
+time (or, when none has a document, the account whose first event is earliest). So the learner
+that held the document survives a merge, and accounts that join later do not re-key a learner.
 """
 
 from __future__ import annotations
@@ -255,7 +256,12 @@ def cluster(
     placements: dict[AccountKey, Placement] = {}
     for root, members in clusters.items():
         documented = [m for m in members if accounts[m].documents]
-        anchor = min(documented) if documented else min(members)
+        if documented:
+            # The account that showed a document first (by event time) anchors the learner: the
+            # holder of the document survives a merge, and later joiners do not re-key it.
+            anchor = min(documented, key=lambda m: (min(accounts[m].documents.values()), m))
+        else:
+            anchor = min(members, key=lambda m: (accounts[m].first, m))
         learner_id = anchor.learner_id
         learner_of_root[root] = learner_id
         member_set = set(members)

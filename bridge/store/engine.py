@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
+WRITER_OPTION = "bridge_writer"
+
 #: How long SQLite waits for another writer (another worker or the CLI) before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -37,15 +39,25 @@ def build_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:
-            # IMMEDIATE takes the write lock up front: a deferred transaction that later wants to
-            # write can fail with "database is locked" without waiting for the busy timeout.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front (IMMEDIATE): a deferred transaction that later wants
+            # to write can fail with "database is locked" without waiting for the busy timeout.
+            # Readers stay deferred so they do not queue behind a worker's batch.
+            immediate = conn.get_execution_options().get(WRITER_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         # psycopg 3 is the driver the project installs.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Sessions in UTC, whatever the server's default: stored state text must not depend on it.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"options": "-c timezone=UTC"}
+    )
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for transactions that write (on SQLite they take the write lock at BEGIN)."""
+    return engine.execution_options(**{WRITER_OPTION: True})
 
 
 def alembic_config(engine: Engine) -> Config:

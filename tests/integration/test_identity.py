@@ -126,9 +126,10 @@ def test_merges_rekey_records_with_tombstones_and_compose(bridge: Bridge) -> Non
     assert identities[gh9]["merged_into"] == gh5 and identities[gh9]["accounts"] == []
     assert {a["account"] for a in identities[gh5]["accounts"]} == {"GH5", "GH9"}
 
-    # An open-university account with the same document: "ou" sorts first, so its learner id
-    # survives and the merge of GH9 into GH5 composes into the new survivor.
-    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
+    # An open-university account that showed the same document a day before GH5 did (its event
+    # arrives late): it held the document first, so its learner survives, and the merge of GH9
+    # into GH5 composes into the new survivor.
+    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1, minutes=-24 * 60))
     bridge.settle()
     s1 = learner_id_for("ou", "S1")
     identities = bridge.latest(catalogue.LEARNER_IDENTITIES)

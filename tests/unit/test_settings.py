@@ -1,0 +1,222 @@
+"""Settings from ``BRIDGE_*`` environment variables (CONTRACT §5): parsing, defaults, secrets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bridge.errors import ConfigurationError
+from bridge.settings import DEVELOPMENT_PSEUDONYM_KEY, Settings
+
+REAL_KEY = "0123456789abcdef0123456789abcdef-real"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No BRIDGE_* variable of the developer's shell or CI leaks into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith("BRIDGE_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults_without_any_variable() -> None:
+    s = Settings()
+    assert s.profile == "dev"
+    assert s.broker_url is None
+    assert s.database_url == "sqlite:///bridge.db"
+    assert s.pseudonym_key.get_secret_value() == DEVELOPMENT_PSEUDONYM_KEY
+    assert s.uses_development_key
+    assert s.pseudonym_key_id is None
+    assert s.hours_per_credit == 16.0
+    assert s.course_equivalences is None
+    assert s.web_port == 6066
+    assert s.session_timeout_s is None
+
+
+def test_contract_variables_are_read(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    table = tmp_path / "eq.csv"
+    clean_env.setenv("BRIDGE_BROKER_URL", "kafka://10.0.0.5:9092")
+    clean_env.setenv("BRIDGE_DATABASE_URL", "postgresql://bridge:pw@db:5432/bridge")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    clean_env.setenv("BRIDGE_HOURS_PER_CREDIT", "12.5")
+    clean_env.setenv("BRIDGE_COURSE_EQUIVALENCES", str(table))
+    clean_env.setenv("BRIDGE_WEB_PORT", "8080")
+    s = Settings()
+    assert s.broker_url == "kafka://10.0.0.5:9092"
+    assert s.database_url == "postgresql://bridge:pw@db:5432/bridge"
+    assert s.pseudonym_key.get_secret_value() == REAL_KEY
+    assert not s.uses_development_key
+    assert s.hours_per_credit == 12.5
+    assert s.course_equivalences == table
+    assert isinstance(s.course_equivalences, Path)
+    assert s.web_port == 8080
+
+
+def test_other_variables_are_read(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY_ID", "2024-q2")
+    clean_env.setenv("BRIDGE_GROUP_ID", "bridge-blue")
+    clean_env.setenv("BRIDGE_BATCH_SIZE", "50")
+    clean_env.setenv("BRIDGE_SESSION_TIMEOUT_S", "45")
+    clean_env.setenv("BRIDGE_LOG_LEVEL", "DEBUG")
+    s = Settings()
+    assert (s.profile, s.pseudonym_key_id, s.group_id, s.batch_size, s.log_level) == (
+        "production", "2024-q2", "bridge-blue", 50, "DEBUG",
+    )
+    assert s.effective_session_timeout_s == 45.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BRIDGE_HOURS_PER_CREDIT", "0"),
+        ("BRIDGE_HOURS_PER_CREDIT", "-16"),
+        ("BRIDGE_HOURS_PER_CREDIT", "sixteen"),
+        ("BRIDGE_WEB_PORT", "70000"),
+        ("BRIDGE_WEB_PORT", "-1"),
+        ("BRIDGE_WEB_PORT", "http"),
+        ("BRIDGE_PROFILE", "prod"),
+        ("BRIDGE_LOG_LEVEL", "LOUD"),
+        ("BRIDGE_BATCH_SIZE", "0"),
+        ("BRIDGE_SESSION_TIMEOUT_S", "0"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_setting(clean_env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    field = name.removeprefix("BRIDGE_").lower()
+    assert any(field in error["loc"] for error in caught.value.errors())
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_broker_url_means_unset(clean_env: pytest.MonkeyPatch, blank: str) -> None:
+    clean_env.setenv("BRIDGE_BROKER_URL", blank)
+    assert Settings().broker_url is None
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.hours_per_credit = 8.0  # type: ignore[misc]
+
+
+# -- the production profile and the pseudonym key ---------------------------------------------
+
+
+def test_production_refuses_the_development_key(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings()
+    assert "BRIDGE_PSEUDONYM_KEY" in str(caught.value)
+    assert DEVELOPMENT_PSEUDONYM_KEY not in str(caught.value)
+
+
+def test_production_refuses_the_development_key_set_explicitly(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", DEVELOPMENT_PSEUDONYM_KEY)
+    with pytest.raises(ConfigurationError):
+        Settings()
+
+
+def test_production_accepts_a_real_key(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    s = Settings()
+    assert s.profile == "production"
+    assert not s.uses_development_key
+
+
+@pytest.mark.parametrize("weak", ["x", "", "short-key"])
+def test_production_refuses_a_weak_key(clean_env: pytest.MonkeyPatch, weak: str) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", weak)
+    with pytest.raises((ConfigurationError, ValidationError)):
+        Settings()
+
+
+def test_the_development_profile_accepts_the_development_key() -> None:
+    assert Settings(profile="dev").uses_development_key
+
+
+def test_with_overrides_validates_again_and_keeps_the_key(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    s = Settings()
+    changed = s.with_overrides(hours_per_credit=10.0, profile="production")
+    assert changed.hours_per_credit == 10.0
+    assert changed.pseudonym_key.get_secret_value() == REAL_KEY
+    assert s.hours_per_credit == 16.0  # the original is untouched
+    with pytest.raises(ConfigurationError):
+        Settings(pseudonym_key=DEVELOPMENT_PSEUDONYM_KEY).with_overrides(profile="production")
+    with pytest.raises(ValidationError):
+        s.with_overrides(hours_per_credit=0)
+
+
+@pytest.mark.parametrize("profile", ["dev", "production"])
+def test_secrets_never_appear_in_repr_str_or_json(clean_env: pytest.MonkeyPatch, profile: str) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", profile)
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    s = Settings()
+    for text in (repr(s), str(s), s.model_dump_json(), repr(s.pseudonym_key), str(s.pseudonym_key)):
+        assert REAL_KEY not in text
+    assert REAL_KEY[:8] not in repr(s)
+
+
+def test_the_development_key_is_not_printed_either() -> None:
+    s = Settings()
+    assert DEVELOPMENT_PSEUDONYM_KEY not in repr(s) + str(s) + s.model_dump_json()
+
+
+# -- Kafka session timeout ----------------------------------------------------------------------
+
+
+def test_session_timeout_defaults_per_profile(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().effective_session_timeout_s == 6.0
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    assert Settings().effective_session_timeout_s == 30.0
+
+
+def test_explicit_session_timeout_wins_in_both_profiles(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_SESSION_TIMEOUT_S", "12.5")
+    assert Settings().effective_session_timeout_s == 12.5
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    assert Settings().effective_session_timeout_s == 12.5
+
+
+# -- bootstrap servers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "servers"),
+    [
+        ("kafka://127.0.0.1:9092", ["127.0.0.1:9092"]),
+        ("127.0.0.1:9092", ["127.0.0.1:9092"]),
+        ("kafka://k1:9092;kafka://k2:9092", ["k1:9092", "k2:9092"]),
+        ("kafka://k1:9092,kafka://k2:9092", ["k1:9092", "k2:9092"]),
+        ("k1:9092;k2:9093;k3:9094", ["k1:9092", "k2:9093", "k3:9094"]),
+        ("kafka://k1:9092;", ["k1:9092"]),
+        ("  kafka://k1:9092  ", ["k1:9092"]),
+    ],
+)
+def test_bootstrap_servers(clean_env: pytest.MonkeyPatch, url: str, servers: list[str]) -> None:
+    clean_env.setenv("BRIDGE_BROKER_URL", url)
+    assert Settings().bootstrap_servers() == servers
+
+
+@pytest.mark.parametrize("url", ["k1:9092, k2:9092", "kafka://k1:9092 ;kafka://k2:9092", "k1:9092 ; k2:9092"])
+def test_bootstrap_servers_ignore_spaces_around_separators(clean_env: pytest.MonkeyPatch, url: str) -> None:
+    clean_env.setenv("BRIDGE_BROKER_URL", url)
+    assert Settings().bootstrap_servers() == ["k1:9092", "k2:9092"]
+
+
+def test_bootstrap_servers_without_a_broker_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings().bootstrap_servers()
+    assert "BRIDGE_BROKER_URL" in str(caught.value)
