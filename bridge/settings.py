@@ -15,6 +15,10 @@ from bridge.errors import ConfigurationError
 DEVELOPMENT_PSEUDONYM_KEY = "bridge-development-key-not-for-production"
 
 
+#: 32 characters of a random secret carry at least the 128 bits HMAC-SHA256 keys want.
+MIN_PRODUCTION_KEY_LENGTH = 32
+
+
 class Settings(BaseSettings):
     """Every setting of the bridge. Secrets are ``SecretStr`` and never printed."""
 
@@ -60,7 +64,15 @@ class Settings(BaseSettings):
     batch_window_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the worker's JSON-lines logs on stdout."
+    )
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a worker takes to stop after SIGTERM: it finishes the batch in flight "
+        "and commits, or exits without committing what is not durable (redelivered on restart).",
+    )
 
     @field_validator("broker_url")
     @classmethod
@@ -69,10 +81,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_key(self) -> Settings:
-        if self.profile == "production" and self.uses_development_key:
+        if self.profile == "production" and (
+            self.uses_development_key or len(self.pseudonym_key.get_secret_value()) < MIN_PRODUCTION_KEY_LENGTH
+        ):
             raise ConfigurationError(
-                "BRIDGE_PROFILE=production refuses the development pseudonym key: "
-                "set BRIDGE_PSEUDONYM_KEY to a secret of at least 32 characters."
+                "BRIDGE_PROFILE=production refuses the development pseudonym key and short keys: "
+                f"set BRIDGE_PSEUDONYM_KEY to a secret of at least {MIN_PRODUCTION_KEY_LENGTH} characters."
             )
         return self
 
@@ -90,7 +104,8 @@ class Settings(BaseSettings):
         """``host:port`` list for kafka-python/aiokafka from ``broker_url``."""
         if not self.broker_url:
             raise ConfigurationError("no broker configured: set BRIDGE_BROKER_URL")
-        return [part.split("://", 1)[-1] for part in self.broker_url.replace(",", ";").split(";") if part]
+        parts = (part.strip() for part in self.broker_url.replace(",", ";").split(";"))
+        return [part.split("://", 1)[-1] for part in parts if part]
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some settings replaced (validated again)."""
