@@ -28,10 +28,13 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-## Regenerate the published JSON Schemas and the AsyncAPI document after changing an output model.
+## Regenerate what derives from the catalogue, the models and the settings (schemas, AsyncAPI,
+## Strimzi topics, the operations reference) after changing one of them.
 schemas: $(STAMP)
 	$(PY) -m topics.schemas
 	$(PY) -m topics.asyncapi
+	$(PY) -m topics.strimzi
+	$(PY) -m tests.ops.test_operations_doc
 
 ## Throughput and latency of the bridge against pass-through baselines (see bench/RESULTS.md).
 bench: $(STAMP)

@@ -38,16 +38,23 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    import faust
-
     from bridge.bootstrap import build_runtime
-    from bridge.worker import build_app
+    from bridge.worker import BridgeWorker, build_app
+
+    from bridge.observability import configure_logging
 
     settings = Settings()
+    configure_logging(settings.log_level)
     with broker_for(settings, purpose="this worker (in memory: its topics vanish when it stops)") as settings:
         runtime = build_runtime(settings)
         app = build_app(runtime)
-        worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+        worker = BridgeWorker(
+            app,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+            loglevel=settings.log_level.lower(),
+            quiet=True,
+            redirect_stdouts=False,
+        )
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

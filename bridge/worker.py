@@ -3,13 +3,18 @@
 Delivery is at-least-once with idempotent effects. A batch's offsets are committed only after
 its effects are in the database and its dead letters and outbox rows are acknowledged by the
 broker; a database or broker failure is retried with backoff, never skipped.
+
+Each worker serves ``/metrics``, ``/healthz`` (the event loop and the app's timers run) and
+``/readyz`` (the group answered with an assignment and the database answers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.sensors.monitor import Monitor
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
+from bridge.metrics import Metrics
+from bridge.observability import logging_config
 from bridge.pipeline import BatchResult, Inbound
+from bridge.store import schema
+from bridge.store.engine import writer
 from bridge.store.registry import Registry
 from topics import catalogue
 
@@ -32,10 +43,26 @@ log = logging.getLogger(__name__)
 #: Send one message; returns once the broker acknowledged it.
 Send = Callable[[str, bytes | None, bytes | None], Awaitable[Any]]
 
+#: Exit code of a worker that overran its shutdown bound (distinct from Faust's own codes).
+SHUTDOWN_OVERRUN_EXIT = 3
 #: Outbox rows published per database transaction.
 OUTBOX_CHUNK = 500
 #: Backoff between retries of a failed database or broker step (seconds, doubling to the cap).
 RETRY_FIRST_S, RETRY_CAP_S = 0.5, 15.0
+#: How often the heartbeat timer ticks, and how long without a tick /healthz calls the worker dead:
+#: far beyond any pause of a healthy loop (the database runs in its own thread), well within the
+#: liveness probe's patience.
+HEARTBEAT_S, HEARTBEAT_STALE_S = 1.0, 30.0
+#: Consumer lag is read from the broker (one ListOffsets request) this often; Prometheus scrapes
+#: every 15-30 s, so a fresher value would never be seen.
+LAG_INTERVAL_S = 5.0
+#: Open review items are counted in the database this often (the backlog changes by the hour;
+#: the same read keeps an idle worker's readiness current between probes).
+REVIEW_INTERVAL_S = 15.0
+#: Longest wait for one consumer call (highwaters, position) while measuring lag.
+LAG_CALL_TIMEOUT_S = 10.0
+
+_INPUT_TOPICS = frozenset(t.name for t in catalogue.INPUT_TOPICS)
 
 
 @dataclass
@@ -43,8 +70,13 @@ class Health:
     """What /healthz and /readyz report."""
 
     assigned: bool = False
+    """The group answered with this worker's assignment (maybe empty) since the last revocation."""
+    partitions: int = 0
     database_ok: bool = False
     last_progress: float = 0.0
+    heartbeat: float | None = None
+    """``time.monotonic()`` of the last heartbeat tick; ``None`` until the app's timers run."""
+    loop_lag_s: float = 0.0
 
 
 class StreamWorker:
@@ -61,20 +93,27 @@ class StreamWorker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-db")
         self._busy = asyncio.Lock()
 
-    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+    async def _in_db(self, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` in the database thread, timed and counted as ``operation``."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, _timed, self.metrics, operation, fn, *args)
 
     async def _retrying(self, operation: str, step: Callable[[], Awaitable[Any]]) -> Any:
         delay = RETRY_FIRST_S
         while True:
             try:
                 result = await step()
-            except DBAPIError as exc:
+            except SQLAlchemyError as exc:
                 self.health.database_ok = False
-                self.metrics.db_errors.labels(operation).inc()
-                log.warning("database step %s failed (%s); retrying in %.1fs", operation, type(exc.orig).__name__, delay)
+                cause = type(getattr(exc, "orig", None) or exc).__name__
+                log.warning(
+                    "database step %s failed (%s); retrying in %.1fs", operation, cause, delay,
+                    extra={"operation": operation, "retry_in_s": delay},
+                )
             except Exception as exc:  # noqa: BLE001 - broker hiccups and bugs alike: never lose the batch
-                log.exception("step %s failed (%s); retrying in %.1fs", operation, type(exc).__name__, delay)
+                log.exception(
+                    "step %s failed (%s); retrying in %.1fs", operation, type(exc).__name__, delay,
+                    extra={"operation": operation, "retry_in_s": delay},
+                )
             else:
                 if operation != "publish":
                     self.health.database_ok = True
@@ -82,15 +121,26 @@ class StreamWorker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP_S)
 
-    async def handle(self, batch: Sequence[Inbound]) -> BatchResult:
-        """Process, persist and publish one batch; returns only when all of it is durable."""
+    async def handle(self, batch: Sequence[Inbound], sent_at: Sequence[float | None] | None = None) -> BatchResult:
+        """Process, persist and publish one batch; returns only when all of it is durable.
+
+        ``sent_at`` holds the messages' Kafka timestamps (epoch seconds), for the
+        event-to-publication latency.
+        """
         async with self._busy:
             started = time.perf_counter()
-            result: BatchResult = await self._retrying("process", lambda: self._in_db(self.pipeline.process, batch))
+            result: BatchResult = await self._retrying(
+                "process", lambda: self._in_db("process", self.pipeline.process, batch)
+            )
             await self._retrying("publish", lambda: self._publish_dead_letters(result))
             await self._retrying("publish", self._drain)
-            self.metrics.observe_batch(result, len(batch), time.perf_counter() - started)
-            self.health.last_progress = time.time()
+            now = time.time()
+            topics = [m.topic for m in batch]
+            self.metrics.observe_batch(result, topics, time.perf_counter() - started, now)
+            self.metrics.observe_published_batch(zip(topics, sent_at or ()), result.event_times, now)
+            self.health.last_progress = now
+            if result.reviews:
+                await self.refresh_reviews()
             return result
 
     async def drain_outbox(self) -> None:
@@ -101,38 +151,96 @@ class StreamWorker:
     async def _publish_dead_letters(self, result: BatchResult) -> None:
         topic = catalogue.DEADLETTER.name
         for msg, letter in result.dead_letters:
-            await self.send(topic, msg.key, letter.model_dump_json().encode())
-            self.metrics.published.labels(topic).inc()
+            value = letter.model_dump_json().encode()
+            await self.send(topic, msg.key, value)
+            self.metrics.on_published(topic, value)
             log.warning(
-                "dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, letter.reason_code
+                "dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, letter.reason_code,
+                extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                       "reason": letter.reason_code},
             )
 
     async def _drain(self) -> None:
         while True:
-            claim = await self._in_db(_Claim.open, self.runtime.engine, OUTBOX_CHUNK)
+            claim = await self._in_db("outbox_claim", _Claim.open, self.runtime.engine, OUTBOX_CHUNK)
             try:
                 for topic, key, value in claim.messages:
                     await self.send(topic, key.encode(), value)
-                    self.metrics.published.labels(topic).inc()
+                    self.metrics.on_published(topic, value)
             except BaseException:
-                await self._in_db(claim.rollback)
+                await self._in_db("outbox_rollback", claim.rollback)
                 raise
-            await self._in_db(claim.commit)
+            await self._in_db("outbox_commit", claim.commit)
             if len(claim.entry_ids) < OUTBOX_CHUNK:
                 return
 
-    def check_database(self) -> bool:
+    async def refresh_reviews(self) -> None:
+        """Read the open review items per kind into their gauge (one small query).
+
+        Runs every few seconds, so it also keeps ``database_ok`` current on an idle worker.
+        """
         try:
-            with self.runtime.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except DBAPIError:
+            counts = await self._in_db("review_count", _open_reviews, self.runtime.engine)
+        except SQLAlchemyError as exc:
+            self.health.database_ok = False
+            log.warning(
+                "could not count open review items (%s)", type(getattr(exc, "orig", None) or exc).__name__,
+                extra={"operation": "review_count"},
+            )
+        except Exception:  # noqa: BLE001 - a gauge must never take the worker down
+            log.exception("could not count open review items", extra={"operation": "review_count"})
+        else:
+            self.health.database_ok = True
+            self.metrics.set_reviews_open(counts)
+
+    def check_database(self) -> bool:
+        """``SELECT 1`` on a pooled connection; runs outside the database thread, so a long batch
+        never delays the answer."""
+        try:
+            _timed(self.metrics, "health_check", _select_one, self.runtime.engine)
+        except SQLAlchemyError:
             self.health.database_ok = False
         else:
             self.health.database_ok = True
         return self.health.database_ok
 
+    def is_alive(self) -> bool:
+        """False once the heartbeat has started and then stopped (the app's timers no longer run)."""
+        beat = self.health.heartbeat
+        return beat is None or time.monotonic() - beat < HEARTBEAT_STALE_S
+
+    def is_ready(self) -> bool:
+        return self.health.assigned and self.health.database_ok
+
     def close(self) -> None:
         self._db.shutdown(wait=True)
+
+
+def _timed(metrics: Metrics, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, its duration and (for a database failure) an error counted as ``operation``."""
+    started = time.perf_counter()
+    failed = False
+    try:
+        return fn(*args)
+    except SQLAlchemyError:
+        failed = True
+        raise
+    finally:
+        metrics.observe_db(operation, time.perf_counter() - started, failed=failed)
+
+
+def _select_one(engine: Any) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _open_reviews(engine: Any) -> dict[str, int]:
+    items = schema.review_items
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(items.c.kind, func.count()).where(items.c.status == "open").group_by(items.c.kind)
+        ).all()
+    return {kind: count for kind, count in rows}
 
 
 class _Claim:
@@ -151,7 +259,7 @@ class _Claim:
 
     @classmethod
     def open(cls, engine: Any, limit: int) -> _Claim:
-        conn = engine.connect()
+        conn = writer(engine).connect()
         conn.begin()
         claim = cls(conn, Registry(conn))
         try:
@@ -184,9 +292,88 @@ class _Claim:
             self.conn.close()
 
 
+class BridgeWorker(faust.Worker):
+    """A Faust worker whose stop after SIGTERM or SIGINT is bounded.
+
+    Faust stops gracefully: the batch in flight finishes, its offsets are committed and the
+    worker leaves the group. Should that take longer than ``shutdown_timeout_s`` (a database
+    that does not answer, a broker that is gone), the process exits anyway. Nothing is lost
+    then: offsets are committed only for durable work, so the rest is redelivered.
+    """
+
+    def __init__(self, app: faust.App, *, shutdown_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._shutdown_bound = shutdown_timeout_s
+        self._watchdog: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signum: Any) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self._shutdown_bound, self._overran)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        super()._schedule_shutdown(signum)
+
+    def _overran(self) -> None:
+        log.error(
+            "the worker did not stop within %.0f s (BRIDGE_SHUTDOWN_TIMEOUT_S); exiting now, "
+            "uncommitted work will be redelivered to the next worker",
+            self._shutdown_bound,
+        )
+        logging.shutdown()
+        os._exit(SHUTDOWN_OVERRUN_EXIT)
+
+
+class BridgeMonitor(Monitor):
+    """Faust's monitor, also feeding rebalances and committed offsets to the bridge's metrics.
+
+    Faust calls ``on_rebalance_start`` from the consumer's thread when the group starts a
+    rebalance (including the first join) and ``on_tp_commit`` after each offset commit.
+    """
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    def on_rebalance_start(self, app: Any) -> dict:
+        # Faust's monitor also forgets the committed offsets here: they may be stale for a
+        # partition that comes back after another worker held it.
+        state = super().on_rebalance_start(app)
+        self.metrics.on_rebalance()
+        return state
+
+    def committed(self) -> dict[TP, int]:
+        """Offsets this worker committed since the last rebalance.
+
+        A copy: Faust calls ``on_rebalance_start`` from the consumer's thread.
+        """
+        return self.tp_committed_offsets.copy()
+
+
+async def consumer_lag(consumer: Any, committed: dict[TP, int]) -> dict[tuple[str, int], int]:
+    """Lag of each assigned input partition: its end offset minus what this worker committed.
+
+    A partition without a commit since the last rebalance falls back to the consumer's position,
+    which Faust set to the group's committed offset when the partition was assigned.
+    """
+    tps = [tp for tp in consumer.assignment() if tp.topic in _INPUT_TOPICS]
+    if not tps:
+        return {}
+    ends = await asyncio.wait_for(consumer.highwaters(*tps), LAG_CALL_TIMEOUT_S)
+    lags: dict[tuple[str, int], int] = {}
+    for tp in tps:
+        end = ends.get(tp)
+        done = committed.get(tp)
+        if done is None:
+            done = await asyncio.wait_for(consumer.position(tp), LAG_CALL_TIMEOUT_S)
+        if end is not None and done is not None:
+            lags[(tp.topic, tp.partition)] = max(end - done, 0)
+    return lags
+
+
 def build_app(runtime: Runtime) -> faust.App:
-    """The Faust app of one worker: the agent over both input topics and the web endpoints."""
+    """The Faust app of one worker: the agent over both input topics, its timers and web pages."""
     settings = runtime.settings
+    metrics = runtime.metrics
     session_s = settings.effective_session_timeout_s
     app = faust.App(
         settings.group_id,
@@ -208,7 +395,11 @@ def build_app(runtime: Runtime) -> faust.App:
         web_bind=settings.web_host,
         web_in_thread=False,
         loghandlers=[],
+        # The Faust worker installs this when it starts: JSON lines on stdout.
+        logging_config=logging_config(settings.log_level),
     )
+    monitor = BridgeMonitor(metrics)
+    app.monitor = monitor
     inputs = app.topic(*(t.name for t in catalogue.INPUT_TOPICS), key_serializer="raw", value_serializer="raw")
 
     async def send(topic: str, key: bytes | None, value: bytes | None) -> Any:
@@ -225,7 +416,7 @@ def build_app(runtime: Runtime) -> faust.App:
                 Inbound(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events
             ]
-            task = asyncio.ensure_future(worker.handle(batch))
+            task = asyncio.ensure_future(worker.handle(batch, [e.message.timestamp for e in events]))
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -233,29 +424,65 @@ def build_app(runtime: Runtime) -> faust.App:
                 await task
                 raise
 
+    @app.on_partitions_revoked.connect
+    async def _revoked(_app: Any, revoked: Any, **_: Any) -> None:
+        worker.health.assigned = False
+        log.info("partitions revoked: rebalancing", extra={"partitions": len(revoked)})
+
     @app.on_partitions_assigned.connect
     async def _assigned(_app: Any, assigned: Any, **_: Any) -> None:
+        partitions = sum(1 for tp in assigned if tp.topic in _INPUT_TOPICS)
         worker.health.assigned = True
-        log.info("assigned %d partitions", len(assigned))
+        worker.health.partitions = partitions
+        metrics.on_assigned(partitions)
+        log.info("assigned %d input partitions", partitions, extra={"partitions": partitions})
 
     @app.timer(interval=5.0)
     async def _sweep() -> None:
         await worker.drain_outbox()
 
+    @app.timer(interval=HEARTBEAT_S)
+    async def _heartbeat() -> None:
+        now = time.monotonic()
+        if worker.health.heartbeat is not None:
+            worker.health.loop_lag_s = max(now - worker.health.heartbeat - HEARTBEAT_S, 0.0)
+        worker.health.heartbeat = now
+
+    @app.timer(interval=LAG_INTERVAL_S)
+    async def _lag() -> None:
+        try:
+            lags = await consumer_lag(app.consumer, monitor.committed())
+        except Exception as exc:  # noqa: BLE001 - mid-rebalance or broker away: try again next tick
+            log.debug("consumer lag not measured (%s)", type(exc).__name__)
+        else:
+            metrics.set_consumer_lag(lags)
+
+    @app.timer(interval=REVIEW_INTERVAL_S)
+    async def _reviews() -> None:
+        await worker.refresh_reviews()
+
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:
-        runtime.metrics.ready.set(1 if worker.health.assigned and worker.health.database_ok else 0)
-        return web.bytes(generate_latest(runtime.metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        metrics.ready.set(1 if worker.is_ready() else 0)
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
     async def _healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        alive = worker.is_alive()
+        body = {"status": "ok" if alive else "stalled", "loop_lag_seconds": round(worker.health.loop_lag_s, 3)}
+        return web.json(body, status=200 if alive else 503)
 
     @app.page("/readyz")
     async def _readyz(web: Any, request: Any) -> Any:
         database_ok = await asyncio.get_running_loop().run_in_executor(None, worker.check_database)
         ready = worker.health.assigned and database_ok
-        body = {"ready": ready, "assigned": worker.health.assigned, "database": database_ok}
+        metrics.ready.set(1 if ready else 0)
+        body = {
+            "ready": ready,
+            "assigned": worker.health.assigned,
+            "partitions": worker.health.partitions,
+            "database": database_ok,
+        }
         return web.json(body, status=200 if ready else 503)
 
     return app
