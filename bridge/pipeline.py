@@ -95,6 +95,8 @@ class _Touched:
     learners: set[str] = field(default_factory=set)
     #: The event that first touched each account in this batch (for review items).
     sightings: dict[AccountKey, Sighting] = field(default_factory=dict)
+    #: The version each touched learner's identity gets if it changed (its component's size).
+    identity_versions: dict[str, int] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -252,7 +254,8 @@ class Pipeline:
             placement = outcome.placements[key]
             for course_key in facts_by_account.get(key, ()):
                 touched.records.add((placement.learner_id, course_key))
-            touched.learners.add(placement.learner_id)
+        # Every live learner of a component that grew gets its new version.
+        touched.learners.update(new_ids)
 
         # Learners that lost every account are merged into where their founding account went.
         old_ids = {p.learner_id for p in before.values() if p is not None}
@@ -264,10 +267,33 @@ class Pipeline:
                 touched.learners.add(changed)
             result.identity["merge"] += 1
 
+        touched.identity_versions.update(self._identity_versions(registry, group, links, rejected, outcome, before))
+
         for review in outcome.reviews:
             seen = touched.sightings.get(review.account) or evidence[review.account].first
             if registry.raise_review(review, seen.at, seen.event_id):
                 result.reviews += 1
+
+    @staticmethod
+    def _identity_versions(registry, group, links, rejected, outcome, before) -> dict[str, int]:
+        """Each learner's identity version: how many events and operator decisions its evidence
+        component holds. Components only grow, and only a new event or decision can change an
+        identity, so this rises with every change and does not depend on order or batching."""
+        events = registry.fact_counts(group)
+        size: dict[AccountKey, int] = {}
+        for key, root in outcome.components.items():
+            size[root] = size.get(root, 0) + events.get(key, 0) + (key in rejected)
+        for link in links:
+            if link.account in outcome.components:
+                size[outcome.components[link.account]] += 1
+        versions = {}
+        for key, placement in outcome.placements.items():
+            versions[placement.learner_id] = size[outcome.components[key]]
+        for key in before:
+            # A learner merged away keeps following its founding account's component.
+            if key in outcome.components:
+                versions.setdefault(key.learner_id, size[outcome.components[key]])
+        return versions
 
     def _refresh(self, registry: Registry, touched: _Touched, result: BatchResult) -> None:
         for learner_id, course_key in sorted(touched.records):
@@ -279,4 +305,4 @@ class Pipeline:
                 changed = registry.retire_record(record_id_for(learner_id, course_key))
             result.records_changed += changed
         for learner_id in sorted(touched.learners):
-            result.identities_changed += registry.refresh_identity(learner_id)
+            result.identities_changed += registry.refresh_identity(learner_id, touched.identity_versions.get(learner_id))

@@ -266,12 +266,15 @@ class _Claim:
             entries = claim.registry.pending(limit)
             claim.registry.lock_records([e.key for e in entries if e.topic == catalogue.CREDIT_RECORDS.name])
             claim.registry.lock_learners([e.key for e in entries if e.topic == catalogue.LEARNER_IDENTITIES.name])
-            latest: dict[tuple[str, str], None] = {}
+            # Several rows for one key publish its current value once, after the tombstone that a
+            # record's restart asked for, if any.
+            restart: dict[tuple[str, str], bool] = {}
             for entry in entries:
                 claim.entry_ids.append(entry.id)
-                latest[(entry.topic, entry.key)] = None
-            # Several rows for one key publish one message: its current value.
-            for topic, key in latest:
+                restart[(entry.topic, entry.key)] = restart.get((entry.topic, entry.key), False) or entry.tombstone
+            for (topic, key), tombstone_first in restart.items():
+                if tombstone_first:
+                    claim.messages.append((topic, key, None))
                 claim.messages.append((topic, key, claim.registry.published_value(topic, key)))
         except BaseException:
             claim.rollback()

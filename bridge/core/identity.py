@@ -145,6 +145,9 @@ class PendingReview:
 class Clustering:
     placements: dict[AccountKey, Placement]
     reviews: tuple[PendingReview, ...]
+    #: Each account's evidence-connected component (any shared digest or decision), by its
+    #: smallest account. Components only ever grow, which makes their size a usable version.
+    components: dict[AccountKey, AccountKey] = field(default_factory=dict)
 
 
 class _UnionFind:
@@ -275,7 +278,23 @@ def cluster(
     for key in sorted(ambiguous):
         candidates = {learner_of_root[uf.find(k)] for k in ambiguous[key]}
         reviews.append(PendingReview(ReviewKind.AMBIGUOUS_MATCH, key, tuple(sorted(candidates))))
-    return Clustering(placements, tuple(reviews))
+    return Clustering(placements, tuple(reviews), _components(accounts, holders, with_key, operator_links))
+
+
+def _components(
+    accounts: Mapping[AccountKey, AccountEvidence],
+    holders: Mapping[tuple[str, str], list[AccountKey]],
+    with_key: Mapping[str, list[AccountKey]],
+    operator_links: Sequence[OperatorLink],
+) -> dict[AccountKey, AccountKey]:
+    connected = _UnionFind(accounts)
+    for group in [*holders.values(), *with_key.values()]:
+        for other in group[1:]:
+            connected.union(group[0], other)
+    for link in operator_links:
+        if link.account in accounts and link.anchor in accounts:
+            connected.union(link.account, link.anchor)
+    return {key: connected.find(key) for key in accounts}
 
 
 def _contradicts(a: Mapping[str, set[str]], b: Mapping[str, set[str]]) -> bool:

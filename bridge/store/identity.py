@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import insert, or_, select, tuple_, update
+from sqlalchemy import func, insert, or_, select, tuple_, update
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.identity import (
@@ -248,19 +248,43 @@ class IdentityRepository(Repository):
             version=max(learner.version, 1),
         )
 
-    def refresh_identity(self, learner_id: str) -> bool:
-        """Store the learner's identity state; bump the version and queue it if it changed."""
+    def refresh_identity(self, learner_id: str, version: int | None = None) -> bool:
+        """Store the learner's identity state; if it changed, set its version and queue it.
+
+        ``version`` is the size of the learner's evidence component, which grows with every
+        event and decision that can change an identity, so it rises with each change and is the
+        same whatever order or batches the events came in. Without it, the version rises by one.
+        """
         row = self.conn.execute(
-            select(t.learners.c.version, t.learners.c.state).where(t.learners.c.learner_id == learner_id)
+            select(t.learners.c.version, t.learners.c.state, t.learners.c.merged_into).where(
+                t.learners.c.learner_id == learner_id
+            )
         ).one()
         state = self.identity_state(learner_id).model_dump_json(exclude={"version"})
-        if state == row.state:
+        # A live learner is republished when its component grew, even if nothing else changed, so
+        # its last version is the same however the events were ordered. A learner merged away
+        # keeps its version until its redirect changes.
+        grew = version is not None and version != row.version and row.merged_into is None
+        if state == row.state and not grew:
             return False
+        if version is None or version <= row.version:
+            version = row.version + 1
         self.conn.execute(
-            update(t.learners).where(t.learners.c.learner_id == learner_id).values(state=state, version=row.version + 1)
+            update(t.learners).where(t.learners.c.learner_id == learner_id).values(state=state, version=version)
         )
         self.enqueue(LEARNER_IDENTITIES.name, learner_id)
         return True
+
+    def fact_counts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
+        """How many events of each account were processed."""
+        f = t.credit_facts.c
+        counts: dict[AccountKey, int] = {}
+        for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
+            for r in self.conn.execute(
+                select(f.platform, f.account, func.count()).where(tuple_(f.platform, f.account).in_(chunk)).group_by(f.platform, f.account)
+            ):
+                counts[AccountKey(r.platform, r.account)] = r[2]
+        return counts
 
     def record_decision(self, decision: OperatorDecision) -> bool:
         """Store a decision once; returns False for a redelivered one."""

@@ -88,22 +88,32 @@ class LedgerRepository(Repository):
         ]
 
     def save_record(self, state: RecordState) -> bool:
-        """Store the derived record; bump the version and queue it if it changed."""
+        """Store the derived record; if it changed, queue it.
+
+        A record's version is the number of events behind it: every new event changes the
+        record by one version, and the same events give the same version whatever order or
+        batches they came in (so a replay publishes the same bytes). When a record loses events
+        (an account split off after re-resolution), its id is retired with a tombstone first,
+        so that subscribers who keep the highest version start that record afresh.
+        """
         record_id = state.record_id
+        version = len(state.sources)
         text = state.model_dump_json()
         c = t.credit_records.c
         row = self.conn.execute(select(c.version, c.state, c.retired).where(c.record_id == record_id)).first()
-        values = dict(state=text, retired=False, status=state.status.value, credits=state.credits)
+        values = dict(state=text, retired=False, status=state.status.value, credits=state.credits, version=version)
         if row is None:
             self.conn.execute(
                 insert(t.credit_records).values(
-                    record_id=record_id, learner_id=state.learner_id, course_key=state.course_key, version=1, **values
+                    record_id=record_id, learner_id=state.learner_id, course_key=state.course_key, **values
                 )
             )
         elif row.state == text and not row.retired:
             return False
         else:
-            self.conn.execute(update(t.credit_records).where(c.record_id == record_id).values(version=row.version + 1, **values))
+            if not row.retired and version <= row.version:
+                self.enqueue(CREDIT_RECORDS.name, record_id, tombstone=True)
+            self.conn.execute(update(t.credit_records).where(c.record_id == record_id).values(**values))
         self.enqueue(CREDIT_RECORDS.name, record_id)
         return True
 
@@ -113,7 +123,7 @@ class LedgerRepository(Repository):
         row = self.conn.execute(select(c.retired).where(c.record_id == record_id)).first()
         if row is None or row.retired:
             return False
-        self.conn.execute(update(t.credit_records).where(c.record_id == record_id).values(retired=True, version=c.version + 1))
+        self.conn.execute(update(t.credit_records).where(c.record_id == record_id).values(retired=True))
         self.enqueue(CREDIT_RECORDS.name, record_id)
         return True
 

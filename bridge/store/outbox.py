@@ -16,18 +16,20 @@ class OutboxEntry:
     id: int
     topic: str
     key: str
+    #: Publish a tombstone here, whatever the key's current state.
+    tombstone: bool = False
 
 
 class OutboxRepository(Repository):
-    def enqueue(self, topic: str, key: str) -> None:
-        self.conn.execute(insert(t.outbox).values(topic=topic, key=key))
+    def enqueue(self, topic: str, key: str, *, tombstone: bool = False) -> None:
+        self.conn.execute(insert(t.outbox).values(topic=topic, key=key, tombstone=tombstone))
 
     def pending(self, limit: int) -> list[OutboxEntry]:
         query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
         if self.postgres:
             # Two workers never publish the same rows; each takes the ones nobody holds.
             query = query.with_for_update(skip_locked=True)
-        return [OutboxEntry(r.id, r.topic, r.key) for r in self.conn.execute(query)]
+        return [OutboxEntry(r.id, r.topic, r.key, r.tombstone) for r in self.conn.execute(query)]
 
     def lock_records(self, record_ids: Sequence[str]) -> None:
         """Hold these records while their state is published, so a newer state cannot be sent first."""

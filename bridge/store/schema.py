@@ -149,4 +149,5 @@ outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("topic", String(255), nullable=False),
     Column("key", String(256), nullable=False),
+    Column("tombstone", Boolean, nullable=False, default=False),
 )

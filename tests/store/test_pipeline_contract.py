@@ -122,7 +122,8 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
 
 def outbox(engine: Engine) -> list[tuple[int, str, str]]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(select(t.outbox).order_by(t.outbox.c.id))]
+        rows = conn.execute(select(t.outbox.c.id, t.outbox.c.topic, t.outbox.c.key).order_by(t.outbox.c.id))
+        return [tuple(r) for r in rows]
 
 
 def published(engine: Engine, topic: str, key: str) -> dict | None:
@@ -239,7 +240,10 @@ def test_a_conflicting_document_is_reviewed_never_merged(pipeline: Pipeline, fee
     assert "merge" not in result.identity
     c = counts(pipeline.engine)
     assert (c["learners"], c["merged_learners"], c["open_reviews"]) == (1, 0, 1)
-    assert identities(pipeline.engine) == before  # the account stays where it was
+    # The account stays where it was; only the version moved (one more event in its component).
+    assert {k: {**v, "version": 0} for k, v in identities(pipeline.engine).items()} == {
+        k: {**v, "version": 0} for k, v in before.items()
+    }
     [review_key] = [key for _, topic, key in outbox(pipeline.engine) if topic == REVIEWS]
     review = published(pipeline.engine, REVIEWS, review_key)
     assert review["kind"] == "conflicting_document"
@@ -272,8 +276,9 @@ def test_processing_the_same_batch_twice_changes_nothing(pipeline: Pipeline, fee
     assert processed_total(first) == 5
     assert first.duplicates == 0
     before = snapshot(pipeline.engine)
-    versions = {r.record_id: r.version for r in rows(pipeline.engine, t.credit_records)}
-    assert versions and set(versions.values()) == {1}
+    records = rows(pipeline.engine, t.credit_records)
+    # A record's version is the number of events behind it.
+    assert records and all(r.version == len(json.loads(r.state)["sources"]) for r in records)
 
     second = pipeline.process(batch)
     assert second.duplicates == 5
@@ -305,6 +310,9 @@ def test_the_same_event_twice_in_one_batch_counts_one_duplicate(pipeline: Pipeli
 
 
 def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Feed) -> None:
+    """A record's version counts the events behind it, an identity's the events (and decisions)
+    of its evidence component: each new event is one change, a redelivery none, and the same
+    events give the same versions whatever order or batches they arrive in."""
     engine = pipeline.engine
     learner = learner_id_for("union", "GH1")
     record_id = record_id_for(learner, "digital-skills")
@@ -320,22 +328,22 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
     assert published(engine, RECORDS, record_id)["status"] == "ENROLLED"
 
     pipeline.process([feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True, score=60)])
-    assert state() == (2, 1, 3)  # record changed, identity did not
+    assert state() == (2, 2, 4)  # the record changed; the identity's component grew by one event
     assert published(engine, RECORDS, record_id)["status"] == "AWARDED"
 
     pipeline.process([enrol, feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True)])
-    assert state() == (2, 1, 3)  # redeliveries change nothing
+    assert state() == (2, 2, 4)  # redeliveries change nothing
 
     pipeline.process([feed.union("u-9", member_no="GH1", course="ACFTU-XX-0001", when=day(4))])
-    assert state() == (2, 1, 4)  # another course's record is not this one's change
+    assert state() == (2, 3, 6)  # another course's record is not this one's change
     assert published(engine, RECORDS, other_id)["version"] == 1
 
-    # Two changes to one record in one batch are one new version.
+    # Two changes to one record in one batch are two versions; only the second is published.
     pipeline.process([
         feed.union("u-3", "COURSE_COMPLETE", member_no="GH1", when=day(6), passed=True, score=95),
         feed.union("u-4", "COURSE_WITHDRAW", member_no="GH1", when=day(7)),
     ])
-    assert state() == (3, 1, 5)
+    assert state() == (4, 5, 8)
     record = published(engine, RECORDS, record_id)
     assert (record["status"], record["score"], len(record["sources"])) == ("AWARDED", 95, 4)
 
@@ -343,10 +351,10 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
     # GH2 sorts after GH1, so the learner keeps its id and its records keep theirs.
     pipeline.process([feed.union("u-5", member_no="GH2", course="ACFTU-XX-0002", when=day(8))])
     version, identity_version, _ = state()
-    assert (version, identity_version) == (3, 2)
+    assert (version, identity_version) == (4, 6)  # six events in the learner's component now
     assert len(published(engine, IDENTITIES, learner)["accounts"]) == 2
     pipeline.process([feed.union("u-6", member_no="GH2", course="ACFTU-XX-0002", when=day(9))])
-    assert state()[:2] == (3, 2)
+    assert state()[:2] == (4, 7)
 
 
 def test_the_outbox_names_each_change_once(pipeline: Pipeline, feed: Feed) -> None:
@@ -615,7 +623,7 @@ def test_new_evidence_merges_the_account_learner_into_the_document_holder(pipeli
 
     # Identities: A points at B and holds no account; B holds both.
     a_identity, b_identity = published(engine, IDENTITIES, A_LEARNER), published(engine, IDENTITIES, B_LEARNER)
-    assert (a_identity["merged_into"], a_identity["accounts"], a_identity["version"]) == (B_LEARNER, [], 2)
+    assert (a_identity["merged_into"], a_identity["accounts"], a_identity["version"]) == (B_LEARNER, [], 3)
     assert {(a["platform"], a["account"]) for a in b_identity["accounts"]} == {("union", "GH-A"), ("ou", "S-B")}
 
     # The outbox publishes the tombstone, the new record and both identities.

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 00:07:57.864196
+Create Date: 2026-11-29 00:44:10.572021
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('topic', sa.String(length=255), nullable=False),
     sa.Column('key', sa.String(length=256), nullable=False),
+    sa.Column('tombstone', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
     op.create_table('review_items',
