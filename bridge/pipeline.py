@@ -112,7 +112,7 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
-        self._writer = writer(engine)
+        self._writer = writer(engine, serializable=True)
         self.parsers = parsers
         self.pseudonymiser = pseudonymiser
         self.course_keys = course_keys

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import tempfile
 import threading
 import time
@@ -27,7 +28,7 @@ from faust.sensors.monitor import Monitor
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bridge.bootstrap import Runtime
 from bridge.metrics import Metrics
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 #: Send one message; returns once the broker acknowledged it.
 Send = Callable[[str, bytes | None, bytes | None], Awaitable[Any]]
 
+#: Longest pause before redoing a batch that lost a race with another worker.
+CONFLICT_RETRY_S = 0.2
+#: SQLSTATEs of a transaction that lost a race: serialization failure, deadlock.
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
 #: Exit code of a worker that overran its shutdown bound (distinct from Faust's own codes).
 SHUTDOWN_OVERRUN_EXIT = 3
 #: Outbox rows published per database transaction.
@@ -63,6 +68,13 @@ REVIEW_INTERVAL_S = 15.0
 LAG_CALL_TIMEOUT_S = 10.0
 
 _INPUT_TOPICS = frozenset(t.name for t in catalogue.INPUT_TOPICS)
+
+
+def is_conflict(exc: SQLAlchemyError) -> bool:
+    """True when a transaction failed because a concurrent one won, not because the database is down."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICT_STATES
 
 
 @dataclass
@@ -103,8 +115,15 @@ class StreamWorker:
             try:
                 result = await step()
             except SQLAlchemyError as exc:
-                self.health.database_ok = False
                 cause = type(getattr(exc, "orig", None) or exc).__name__
+                if is_conflict(exc):
+                    # Another worker changed the same learners first: redo the batch on what it
+                    # committed, soon (jittered so two workers do not collide again in step).
+                    log.info("database step %s lost a race with another worker (%s); retrying", operation, cause,
+                             extra={"operation": operation})
+                    await asyncio.sleep(random.uniform(0.01, CONFLICT_RETRY_S))
+                    continue
+                self.health.database_ok = False
                 log.warning(
                     "database step %s failed (%s); retrying in %.1fs", operation, cause, delay,
                     extra={"operation": operation, "retry_in_s": delay},

@@ -55,9 +55,17 @@ def build_engine(url: str) -> Engine:
     )
 
 
-def writer(engine: Engine) -> Engine:
-    """The engine for transactions that write (on SQLite they take the write lock at BEGIN)."""
-    return engine.execution_options(**{WRITER_OPTION: True})
+def writer(engine: Engine, *, serializable: bool = False) -> Engine:
+    """The engine for transactions that write (on SQLite they take the write lock at BEGIN).
+
+    ``serializable`` asks PostgreSQL for SERIALIZABLE isolation: two workers resolving the same
+    learners at once must not both decide on a view without the other's evidence, so one of
+    them fails with a serialization error and redoes its batch. SQLite serialises writers anyway.
+    """
+    options: dict[str, object] = {WRITER_OPTION: True}
+    if serializable and engine.dialect.name == "postgresql":
+        options["isolation_level"] = "SERIALIZABLE"
+    return engine.execution_options(**options)
 
 
 def alembic_config(engine: Engine) -> Config:
