@@ -27,7 +27,11 @@ class Runtime:
 
 
 def build_pseudonymiser(settings: Settings) -> Pseudonymiser:
-    return Pseudonymiser.from_secret(settings.pseudonym_key.get_secret_value(), settings.pseudonym_key_id)
+    return Pseudonymiser.from_secret(
+        settings.pseudonym_key.get_secret_value(),
+        settings.pseudonym_key_id,
+        tuple(old.get_secret_value() for old in settings.pseudonym_previous_keys),
+    )
 
 
 def build_runtime(

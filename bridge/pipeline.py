@@ -198,7 +198,7 @@ class Pipeline:
         registry.note_account(account, seen)
         evidence = Evidence.of(event, self.pseudonymiser)
         for item in evidence.items:
-            registry.note_evidence(account, item, self.pseudonymiser.key_id, seen)
+            registry.note_evidence(account, item, item.key_id, seen)
         if evidence.document_problem:
             registry.record_dq(account.platform, event.event_id, evidence.document_problem)
         course_key = self.course_keys.key_for(event.platform, event.course_id)

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default=SecretStr(DEVELOPMENT_PSEUDONYM_KEY),
         description="HMAC key for pseudonyms of resident IDs, documents, names and phones.",
     )
+    pseudonym_previous_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys being retired, as a JSON list: during a rotation, evidence is digested "
+        "under these too, so new events still meet what was stored under them.",
+    )
     pseudonym_key_id: str | None = Field(
         default=None,
         description="Id stored beside each digest (default: derived from the key) for rotation.",

@@ -64,10 +64,12 @@ class Sighting:
 
 @dataclass(frozen=True)
 class EvidenceItem:
-    """One digest of an event: ``kind`` is a document type or ``name_mobile``."""
+    """One digest of an event: ``kind`` is a document type or ``name_mobile``; ``key_id`` names
+    the pseudonym key that made the digest."""
 
     kind: str
     digest: str
+    key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,13 @@ class Evidence:
         """Pseudonymise the event's evidence; raw values go no further."""
         person = event.person
         items = []
-        if person.document is not None:
-            kind = person.document.type.value
-            items.append(EvidenceItem(kind, pseudonymiser.digest(f"doc:{kind}", person.document.number)))
-        if person.name_key and person.mobile_key:
-            items.append(
-                EvidenceItem(NAME_MOBILE, pseudonymiser.digest(NAME_MOBILE, f"{person.name_key}\x1f{person.mobile_key}"))
-            )
+        for key in pseudonymiser.keys():
+            if person.document is not None:
+                kind = person.document.type.value
+                items.append(EvidenceItem(kind, key.digest(f"doc:{kind}", person.document.number), key.key_id))
+            if person.name_key and person.mobile_key:
+                name_mobile = f"{person.name_key}\x1f{person.mobile_key}"
+                items.append(EvidenceItem(NAME_MOBILE, key.digest(NAME_MOBILE, name_mobile), key.key_id))
         problem = person.document_problem.value if person.document_problem else None
         return cls(tuple(items), problem)
 
@@ -101,11 +103,15 @@ class AccountEvidence:
     first: Sighting
     documents: dict[tuple[str, str], Sighting] = field(default_factory=dict)
     name_mobile: dict[str, Sighting] = field(default_factory=dict)
+    #: The key id of each document digest (``""`` when unknown).
+    document_keys: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def document_kinds(self) -> dict[str, set[str]]:
-        kinds: dict[str, set[str]] = defaultdict(set)
+    def document_kinds(self) -> dict[tuple[str, str], set[str]]:
+        """Digests by (document type, key id): one document digested under two keys during a key
+        rotation is one document, not a contradiction."""
+        kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
         for kind, digest in self.documents:
-            kinds[kind].add(digest)
+            kinds[(kind, self.document_keys.get((kind, digest), ""))].add(digest)
         return kinds
 
     @property
@@ -179,7 +185,7 @@ def cluster(
 ) -> Clustering:
     """Partition ``accounts`` (a closed group: no evidence shared with outsiders) into learners."""
     uf = _UnionFind(accounts)
-    docs_of: dict[AccountKey, dict[str, set[str]]] = {}
+    docs_of: dict[AccountKey, dict[tuple[str, str], set[str]]] = {}
     for key, ev in accounts.items():
         docs_of[key] = {} if ev.conflicted else {k: set(v) for k, v in ev.document_kinds().items()}
     conflicts: dict[AccountKey, set[AccountKey]] = defaultdict(set)
@@ -189,7 +195,9 @@ def cluster(
     for key, ev in accounts.items():
         for doc in ev.documents:
             holders[doc].append(key)
-    root_docs: dict[AccountKey, dict[str, set[str]]] = {k: {t: set(d) for t, d in v.items()} for k, v in docs_of.items()}
+    root_docs: dict[AccountKey, dict[tuple[str, str], set[str]]] = {
+        k: {t: set(d) for t, d in v.items()} for k, v in docs_of.items()
+    }
     for doc in sorted(holders, key=lambda d: (_KIND_ORDER.get(d[0], 9), d[0], d[1])):
         group = sorted(holders[doc])
         clean = [k for k in group if not accounts[k].conflicted]
@@ -297,11 +305,13 @@ def _components(
     return {key: connected.find(key) for key in accounts}
 
 
-def _contradicts(a: Mapping[str, set[str]], b: Mapping[str, set[str]]) -> bool:
+def _contradicts(a: Mapping[tuple[str, str], set[str]], b: Mapping[tuple[str, str], set[str]]) -> bool:
     return any(kind in b and b[kind] != digests for kind, digests in a.items())
 
 
-def _merge_docs(a: Mapping[str, set[str]], b: Mapping[str, set[str]]) -> dict[str, set[str]]:
+def _merge_docs(
+    a: Mapping[tuple[str, str], set[str]], b: Mapping[tuple[str, str], set[str]]
+) -> dict[tuple[str, str], set[str]]:
     merged = {k: set(v) for k, v in a.items()}
     for kind, digests in b.items():
         merged.setdefault(kind, set()).update(digests)

@@ -138,6 +138,7 @@ class IdentityRepository(Repository):
                     ev.name_mobile[r.digest] = seen
                 else:
                     ev.documents[(r.kind, r.digest)] = seen
+                    ev.document_keys[(r.kind, r.digest)] = r.key_id
         return result
 
     def placements(self, keys: Iterable[AccountKey]) -> dict[AccountKey, Placement | None]:
