@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bridge.errors import BridgeError
 from bridge.settings import Settings
+from bridge.topicio import quiet_kafka_close
 
 log = logging.getLogger("bridge")
 
@@ -145,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kafka-python narrates every connection at INFO; the tooling's own progress lines say enough.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_kafka_close()
     try:
         return args.fn(args)
     except (BridgeError, ValidationError) as exc:

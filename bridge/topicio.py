@@ -8,10 +8,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import logging
+
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as kafka_errors
 
 #: How long a topic must stay silent, once its end offsets are reached, to count as read.
 QUIET_MS = 300
+
+
+class _CancelledOnClose(logging.Filter):
+    """Drops kafka-python's ERROR for a metadata refresh that closing a client cancelled.
+
+    Nothing failed, but the line would read like an error to an operator.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(arg, kafka_errors.Cancelled) for arg in args)
+
+
+def quiet_kafka_close() -> None:
+    """Install the filter above once (commands call it at start)."""
+    cluster_log = logging.getLogger("kafka.cluster")
+    if not any(isinstance(f, _CancelledOnClose) for f in cluster_log.filters):
+        cluster_log.addFilter(_CancelledOnClose())
 
 
 @dataclass(frozen=True)

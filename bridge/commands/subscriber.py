@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka import errors as KafkaErrors
 from pydantic import BaseModel, ValidationError
 
 from bridge.core.records import CreditRecord, LearnerIdentity, Source
@@ -46,23 +44,6 @@ class UnreadableValue(BridgeError):
         self.topic = topic
         self.key = key
         self.problem = problem
-
-
-class _CancelledOnClose(logging.Filter):
-    """Drops kafka-python's ERROR for a metadata refresh that closing the consumer cancelled.
-
-    Nothing failed (the read was complete), but the line would read like an error to an operator.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not any(isinstance(arg, KafkaErrors.Cancelled) for arg in args)
-
-
-def _quiet_kafka_close() -> None:
-    cluster_log = logging.getLogger("kafka.cluster")
-    if not any(isinstance(f, _CancelledOnClose) for f in cluster_log.filters):
-        cluster_log.addFilter(_CancelledOnClose())
 
 
 @dataclass(frozen=True)
@@ -156,7 +137,6 @@ def tail_messages(
     limit: int | None = None,
 ) -> Iterator[Shown]:
     """The messages ``bridge tail`` prints, in order (see the command's help for the modes)."""
-    _quiet_kafka_close()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
         tps = _partitions(consumer, topic)
@@ -294,7 +274,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def load_transcript(bootstrap: list[str], learner_id: str) -> Transcript:
     """The transcript of ``learner_id`` from the current contents of the published topics."""
-    _quiet_kafka_close()
     identities = _latest(bootstrap, catalogue.LEARNER_IDENTITIES.name, LearnerIdentity)
     records = _latest(bootstrap, catalogue.CREDIT_RECORDS.name, CreditRecord).values()
     return build_transcript(learner_id, identities, records)
