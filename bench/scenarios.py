@@ -1,0 +1,494 @@
+"""One scenario: a fresh embedded broker, a system under test in its own process, two phases.
+
+Phase 1 (throughput): the input is preloaded, the system starts, and the harness waits until the
+system's consumer group has committed every input offset (and, for the bridge, its outbox is
+empty). Phase 2 (latency): more messages at a paced rate, and the same wait. The output topics
+are read only afterwards, so no consumer of the harness competes with the system for the two
+cores while it is measured; every timing comes from message timestamps and the system's
+process, never from the harness's polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from bench import kafkaio
+from bench.kafkaio import Consumed, Produced
+from bench.passthrough import SOURCE_HEADER, parse_source
+from bench.report import Result, percentile
+from bench.workload import Workload, event_key
+from bridge.admin import apply_topics
+from bridge.broker import EmbeddedBroker
+from bridge.errors import BridgeError
+from bridge.settings import Settings
+from bridge.simulate import SimMessage
+from bridge.store import schema
+from bridge.store.engine import build_engine
+from topics import catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSTHROUGH_TOPIC = "bench.passthrough.v1"
+#: Longest a phase may go without the system committing anything before the run is abandoned.
+STALL_TIMEOUT_S = 180.0
+#: How often the harness looks at the system's progress. Only detection waits on it; no figure does.
+POLL_S = 0.5
+#: How often the harness looks for the system's first batch; its error bounds the start time.
+START_POLL_S = 0.05
+
+Show = Callable[[str], None]
+
+
+class BenchError(BridgeError):
+    """The benchmark could not measure a scenario; the message says where to look."""
+
+
+# -- the system's process ---------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a process, in MB."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Process:
+    """A system under test: a child process with its own log file."""
+
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def start(cls, args: Sequence[str], env: dict[str, str], log_path: Path) -> Process:
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        return cls(popen, log_path)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise BenchError(f"the system under test exited with code {self.popen.returncode}; see {self.log_path}")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def _base_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "BENCH_"))}
+    env.update(
+        BRIDGE_BROKER_URL=settings.broker_url or "",
+        BRIDGE_DATABASE_URL=settings.database_url,
+        BRIDGE_WEB_PORT=str(settings.web_port),
+        BRIDGE_WEB_HOST=settings.web_host,
+        BRIDGE_GROUP_ID=settings.group_id,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    if settings.course_equivalences:
+        env["BRIDGE_COURSE_EQUIVALENCES"] = str(settings.course_equivalences)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback only
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:
+        return 0, ""
+
+
+def metric_values(text_format: str, name: str) -> dict[str, float]:
+    """Samples of metric ``name`` in a Prometheus text exposition, by their label string."""
+    found = {}
+    for line in text_format.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            head, _, value = line.rpartition(" ")
+            rest = head[len(name):]
+            if rest == "" or rest.startswith("{"):
+                found[rest] = float(value)
+    return found
+
+
+# -- systems under test -----------------------------------------------------------------------
+
+
+@dataclass
+class Start:
+    """When the system started consuming, and its CPU time then."""
+
+    at: float
+    cpu_s: float
+    how: str
+
+
+class System(ABC):
+    """What the harness needs of a system under test."""
+
+    name: str
+    output_topics: Sequence[str]
+    process: Process
+
+    @abstractmethod
+    def launch(self, settings: Settings, workdir: Path) -> None:
+        """Start the system's process against ``settings``' broker, logging into ``workdir``."""
+
+    @abstractmethod
+    async def started(self) -> Start:
+        """Wait until the system consumes; when it started and its CPU time then."""
+
+    def settled(self) -> bool:
+        """Extra condition for "done" beyond committed offsets."""
+        return True
+
+    def expected_outputs(self, inputs: int) -> int | None:
+        return None
+
+    @abstractmethod
+    def latencies(self, outputs: Sequence[Consumed], phase: Sequence[tuple[SimMessage, Produced]]) -> tuple[list[float], int]:
+        """Latency (ms) of each input of ``phase`` with an output, and how many had none."""
+
+    @abstractmethod
+    def phase_end_ms(self, outputs: Sequence[Consumed], phase: Sequence[tuple[SimMessage, Produced]], before_ms: int | None) -> int | None:
+        """Timestamp of the last output of ``phase`` (the bridge: of any output before ``before_ms``)."""
+
+    def close(self) -> None:
+        pass
+
+
+class Passthrough(System):
+    """(a) ``aiokafka`` or (b) ``faust`` from :mod:`bench.passthrough`."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = f"{kind} pass-through"
+        self.output_topics = (PASSTHROUGH_TOPIC,)
+        self.produced_total = 0
+
+    def launch(self, settings: Settings, workdir: Path) -> None:
+        self.status = workdir / f"{self.kind}-status.json"
+        env = _base_env(settings)
+        env.update(BENCH_GROUP=settings.group_id, BENCH_OUTPUT=PASSTHROUGH_TOPIC, BENCH_STATUS=str(self.status))
+        self.process = Process.start(["-m", "bench.passthrough", self.kind], env, workdir / f"{self.kind}.log")
+
+    async def started(self) -> Start:
+        while not self.status.exists() or not self.status.read_text():
+            self.process.check_alive()
+            await asyncio.sleep(START_POLL_S)
+        cpu = cpu_seconds(self.process.pid)
+        return Start(json.loads(self.status.read_text())["first_consumed"], cpu, "reported by the pass-through")
+
+    def expected_outputs(self, inputs: int) -> int | None:
+        return inputs
+
+    def _by_source(self, outputs: Sequence[Consumed]) -> dict[tuple[str, int, int], int]:
+        first: dict[tuple[str, int, int], int] = {}
+        for out in outputs:
+            src = out.header(SOURCE_HEADER)
+            if src is not None:
+                key = parse_source(src)
+                first[key] = min(first.get(key, out.timestamp_ms), out.timestamp_ms)
+        return first
+
+    def latencies(self, outputs, phase):
+        first = self._by_source(outputs)
+        found, missing = [], 0
+        for _, produced in phase:
+            at = first.get((produced.topic, produced.partition, produced.offset))
+            if at is None:
+                missing += 1
+            else:
+                found.append(float(at - produced.timestamp_ms))
+        return found, missing
+
+    def phase_end_ms(self, outputs, phase, before_ms):
+        first = self._by_source(outputs)
+        times = [first[k] for _, p in phase if (k := (p.topic, p.partition, p.offset)) in first]
+        return max(times) if times else None
+
+
+class Bridge(System):
+    """(c) a real ``bridge worker`` process, on SQLite or PostgreSQL."""
+
+    def __init__(self, name: str, database_url: str) -> None:
+        self.name = name
+        self.database_url = database_url
+        self.output_topics = tuple(t.name for t in catalogue.OUTPUT_TOPICS)
+        # Reads only, after the worker is idle; a plain engine, because the bridge's SQLite
+        # engine opens every transaction with BEGIN IMMEDIATE (a write lock).
+        url = make_url(database_url)
+        self._engine = create_engine(url) if url.get_backend_name() == "sqlite" else build_engine(database_url)
+
+    def launch(self, settings: Settings, workdir: Path) -> None:
+        self.base = f"http://127.0.0.1:{settings.web_port}"
+        slug = self.name.replace(" ", "-").replace("/", "-")
+        self.process = Process.start(["-m", "bridge", "worker"], _base_env(settings), workdir / f"{slug}.log")
+
+    async def started(self) -> Start:
+        while (await asyncio.to_thread(_http_get, self.base + "/readyz"))[0] != 200:
+            self.process.check_alive()
+            await asyncio.sleep(START_POLL_S)
+        ready_at, cpu = time.time(), cpu_seconds(self.process.pid)
+        # The first batch's start: its end (the first sample that counts it) minus its duration.
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self.process.check_alive()
+            status, body = await asyncio.to_thread(_http_get, self.base + "/metrics")
+            seen = time.time()
+            count = metric_values(body, "bridge_batch_duration_seconds_count").get("")
+            if status == 200 and count is None:
+                break  # the metric is gone: fall back to readiness
+            if count:
+                spent = metric_values(body, "bridge_batch_duration_seconds_sum").get("", 0.0)
+                return Start(seen - spent, cpu, "first batch (/metrics)")
+            await asyncio.sleep(START_POLL_S)
+        return Start(ready_at, cpu, "readiness (/readyz)")
+
+    def settled(self) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(schema.outbox)).scalar_one() == 0
+
+    def expected_outputs(self, inputs: int) -> int | None:
+        status, body = _http_get(self.base + "/metrics")
+        if status != 200:
+            return None
+        published = metric_values(body, "bridge_messages_published_total")
+        return int(sum(published.values())) if published else None
+
+    def _first_output(self, outputs: Sequence[Consumed]) -> tuple[dict[tuple[str, str], int], dict[tuple[str, int, int], int]]:
+        by_event: dict[tuple[str, str], int] = {}
+        by_offset: dict[tuple[str, int, int], int] = {}
+        for out in outputs:
+            if out.value is None:
+                continue
+            if out.topic == catalogue.CREDIT_RECORDS.name:
+                for source in json.loads(out.value).get("sources", ()):
+                    key = (source["platform"], source["event_id"])
+                    by_event[key] = min(by_event.get(key, out.timestamp_ms), out.timestamp_ms)
+            elif out.topic == catalogue.DEADLETTER.name:
+                letter = json.loads(out.value)
+                key = (letter["topic"], letter["partition"], letter["offset"])
+                by_offset[key] = min(by_offset.get(key, out.timestamp_ms), out.timestamp_ms)
+        return by_event, by_offset
+
+    def latencies(self, outputs, phase):
+        by_event, by_offset = self._first_output(outputs)
+        found, missing, counted = [], 0, set()
+        for msg, produced in phase:
+            key = event_key(msg)
+            if key is not None and key in counted:
+                continue  # a redelivery: its event was counted at its first delivery
+            at = by_event.get(key) if key is not None else None
+            if at is None:
+                at = by_offset.get((produced.topic, produced.partition, produced.offset))
+            if at is None:
+                missing += 1
+                continue
+            if key is not None:
+                counted.add(key)
+            found.append(float(at - produced.timestamp_ms))
+        return found, missing
+
+    def phase_end_ms(self, outputs, phase, before_ms):
+        times = [o.timestamp_ms for o in outputs if before_ms is None or o.timestamp_ms < before_ms]
+        return max(times) if times else None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+# -- a scenario -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a scenario measured, with the raw material for the report."""
+
+    result: Result
+    start: Start | None = None
+    cpu_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+async def _wait_committed(system: System, bootstrap: str, group: str, ends: dict[tuple[str, int], int],
+                          show: Show) -> None:
+    total = sum(ends.values())
+    last, last_change = -1, time.monotonic()
+    async with kafkaio.Committed(bootstrap, group) as committed:
+        while True:
+            system.process.check_alive()
+            done = await committed.of(ends)
+            count = sum(min(done[tp], end) for tp, end in ends.items())
+            show(f"{system.name}: {count}/{total} input messages committed")
+            if count >= total and await asyncio.to_thread(system.settled):
+                return
+            if count != last:
+                last, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change > STALL_TIMEOUT_S:
+                raise BenchError(
+                    f"{system.name} made no progress for {STALL_TIMEOUT_S:.0f}s ({count}/{total}); see {system.process.log_path}"
+                )
+            await asyncio.sleep(POLL_S)
+
+
+async def run(system: System, workload: Workload, *, workdir: Path, rate: float, equivalences: Path,
+              show: Show, on_started: Callable[[int], None] | None = None,
+              on_phase1: Callable[[], None] | None = None) -> Outcome:
+    """Measure ``system`` on a broker of its own; the bridge's database is prepared by the caller."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    database_url = system.database_url if isinstance(system, Bridge) else f"sqlite:///{workdir / 'unused.db'}"
+    with EmbeddedBroker(log_dir=workdir / "broker") as broker:
+        settings = Settings(
+            broker_url=broker.url,
+            database_url=database_url,
+            course_equivalences=equivalences,
+            web_port=free_port(),
+            web_host="127.0.0.1",
+            group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        )
+        apply_topics(settings)
+        if isinstance(system, Passthrough):
+            await kafkaio.create_topic(broker.bootstrap, PASSTHROUGH_TOPIC, settings.topic_partitions)
+        show(f"{system.name}: broker at {broker.url}; preloading {len(workload.preloaded)} messages")
+        phase1 = await kafkaio.preload(broker.bootstrap, workload.preloaded, show)
+        system.launch(settings, workdir)
+        try:
+            start = await system.started()
+            if on_started:
+                on_started(system.process.pid)
+            await _wait_committed(system, broker.bootstrap, settings.group_id, kafkaio.ends_of(phase1), show)
+            cpu_end = cpu_seconds(system.process.pid)
+            if on_phase1:
+                on_phase1()
+            phase2: list[Produced] = []
+            if workload.paced:
+                show(f"{system.name}: sending {len(workload.paced)} messages at {rate:g}/s")
+                phase2 = await kafkaio.paced(broker.bootstrap, workload.paced, rate, show)
+                await _wait_committed(
+                    system, broker.bootstrap, settings.group_id, kafkaio.ends_of([*phase1, *phase2]), show
+                )
+            expected = system.expected_outputs(len(phase1) + len(phase2))
+            peak = peak_rss_mb(system.process.pid)
+        finally:
+            system.process.stop()
+        show(f"{system.name}: reading the output topics")
+        outputs = await kafkaio.read_all(broker.bootstrap, system.output_topics, expected=expected)
+    return _outcome(system, workload, phase1, phase2, outputs, start, cpu_end - start.cpu_s, peak, rate, expected)
+
+
+def _outcome(system: System, workload: Workload, phase1: list[Produced], phase2: list[Produced],
+             outputs: list[Consumed], start: Start, cpu_s: float, peak: float | None, rate: float,
+             expected: int | None) -> Outcome:
+    notes = []
+    if expected is not None and len(outputs) < expected:
+        notes.append(f"read {len(outputs)} of {expected} output messages")
+    first_paced = min((p.timestamp_ms for p in phase2), default=None)
+    pairs1 = list(zip(workload.preloaded, phase1))
+    end_ms = system.phase_end_ms(outputs, pairs1, first_paced)
+    throughput = None
+    if end_ms is not None and end_ms / 1000 > start.at:
+        throughput = len(phase1) / (end_ms / 1000 - start.at)
+    latencies, missing = system.latencies(outputs, list(zip(workload.paced, phase2)))
+    if missing:
+        notes.append(f"{missing} paced inputs without output")
+    if phase2 and throughput is not None and throughput < rate:
+        notes.append("saturated: the rate is above its throughput, so latency is mostly queueing")
+    result = Result(
+        name=system.name,
+        events=len(phase1),
+        throughput=throughput,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        latency_events=len(latencies),
+        rate=rate if phase2 else None,
+        cpu_ms_per_event=1000 * cpu_s / len(phase1) if phase1 else None,
+        peak_rss_mb=peak,
+        note="; ".join(notes),
+    )
+    return Outcome(result, start, cpu_s, notes)
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh database on ``server_url`` for one run, dropped afterwards (best effort)."""
+    base = make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    # Pre-ping: the server may have restarted during the run (it is shared), and the drop must
+    # not fail on a dead pooled connection.
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception as exc:  # noqa: BLE001 - a leftover database must not lose the run's figures
+                print(f"bench: could not drop database {name} ({type(exc).__name__}); drop it by hand",
+                      file=sys.stderr)
+    finally:
+        admin.dispose()
+
+
+def postgres_available(server_url: str) -> str | None:
+    """``None`` when the server answers, else why not."""
+    engine = create_engine(make_url(server_url).set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip PostgreSQL, say why
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        engine.dispose()
+    return None
