@@ -41,8 +41,10 @@ from topics import catalogue
 
 log = logging.getLogger(__name__)
 
-#: Send one message; returns once the broker acknowledged it.
-Send = Callable[[str, bytes | None, bytes | None], Awaitable[Any]]
+#: Queue one message for sending; returns an awaitable that resolves when the broker acknowledged
+#: it (or ``None`` when the send was already acknowledged). Messages queued in turn keep their
+#: order within a partition, so a batch's messages are queued first and awaited together.
+Send = Callable[[str, bytes | None, bytes | None], Awaitable[Awaitable[Any] | None]]
 
 #: Longest pause before redoing a batch that lost a race with another worker.
 CONFLICT_RETRY_S = 0.2
@@ -169,22 +171,25 @@ class StreamWorker:
 
     async def _publish_dead_letters(self, result: BatchResult) -> None:
         topic = catalogue.DEADLETTER.name
+        acks = []
         for msg, letter in result.dead_letters:
             value = letter.model_dump_json().encode()
-            await self.send(topic, msg.key, value)
+            acks.append(await self.send(topic, msg.key, value))
             self.metrics.on_published(topic, value)
             log.warning(
                 "dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, letter.reason_code,
                 extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
                        "reason": letter.reason_code},
             )
+        await _acknowledged(acks)
 
     async def _drain(self) -> None:
         while True:
             claim = await self._in_db("outbox_claim", _Claim.open, self.runtime.engine, OUTBOX_CHUNK)
             try:
-                for topic, key, value in claim.messages:
-                    await self.send(topic, key.encode(), value)
+                acks = [await self.send(topic, key.encode(), value) for topic, key, value in claim.messages]
+                await _acknowledged(acks)
+                for topic, _key, value in claim.messages:
                     self.metrics.on_published(topic, value)
             except BaseException:
                 await self._in_db("outbox_rollback", claim.rollback)
@@ -233,6 +238,13 @@ class StreamWorker:
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
+
+
+async def _acknowledged(acks: list[Awaitable[Any] | None]) -> None:
+    """Wait for every broker acknowledgement; the first failure is raised (and the step retried)."""
+    pending = [ack for ack in acks if ack is not None]
+    if pending:
+        await asyncio.gather(*pending)
 
 
 def _timed(metrics: Metrics, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -425,8 +437,7 @@ def build_app(runtime: Runtime) -> faust.App:
     inputs = app.topic(*(t.name for t in catalogue.INPUT_TOPICS), key_serializer="raw", value_serializer="raw")
 
     async def send(topic: str, key: bytes | None, value: bytes | None) -> Any:
-        pending = await app.producer.send(topic, key, value, None, None, None)
-        return await pending
+        return await app.producer.send(topic, key, value, None, None, None)
 
     worker = StreamWorker(runtime, send)
     app.bridge_worker = worker  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import func, insert, or_, select, tuple_, update
+from sqlalchemy import func, insert, or_, select, update
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.identity import (
@@ -19,12 +19,25 @@ from bridge.core.identity import (
 from bridge.core.events import Platform
 from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks
+from bridge.store.base import Repository, as_utc, chunks, pairs_in
 from topics.catalogue import LEARNER_IDENTITIES
 
-_ACCOUNT = tuple_(t.accounts.c.platform, t.accounts.c.account)
-_EVIDENCE_ACCOUNT = tuple_(t.evidence.c.platform, t.evidence.c.account)
-_EVIDENCE_DIGEST = tuple_(t.evidence.c.kind, t.evidence.c.digest)
+
+def _account_in(refs):
+    return pairs_in(t.accounts.c.platform, t.accounts.c.account, refs)
+
+
+def _evidence_account_in(refs):
+    return pairs_in(t.evidence.c.platform, t.evidence.c.account, refs)
+
+
+def _evidence_digest_in(digests):
+    return pairs_in(t.evidence.c.kind, t.evidence.c.digest, digests)
+
+
+def _decision_touches(refs):
+    d = t.decisions.c
+    return or_(pairs_in(d.platform, d.account, refs), pairs_in(d.anchor_platform, d.anchor_account, refs))
 
 
 def _keys(rows: Iterable) -> set[AccountKey]:
@@ -87,16 +100,16 @@ class IdentityRepository(Repository):
             for chunk in chunks(frontier):
                 refs = [(k.platform, k.account) for k in chunk]
                 digests = self.conn.execute(
-                    select(t.evidence.c.kind, t.evidence.c.digest).where(_EVIDENCE_ACCOUNT.in_(refs)).distinct()
+                    select(t.evidence.c.kind, t.evidence.c.digest).where(_evidence_account_in(refs)).distinct()
                 ).all()
                 for dchunk in chunks([tuple(d) for d in digests]):
                     found |= _keys(
                         self.conn.execute(
-                            select(t.evidence.c.platform, t.evidence.c.account).where(_EVIDENCE_DIGEST.in_(dchunk))
+                            select(t.evidence.c.platform, t.evidence.c.account).where(_evidence_digest_in(dchunk))
                         )
                     )
                 learners = self.conn.execute(
-                    select(t.accounts.c.learner_id).where(_ACCOUNT.in_(refs), t.accounts.c.learner_id.is_not(None)).distinct()
+                    select(t.accounts.c.learner_id).where(_account_in(refs), t.accounts.c.learner_id.is_not(None)).distinct()
                 ).scalars().all()
                 for lchunk in chunks(learners):
                     found |= _keys(
@@ -107,7 +120,7 @@ class IdentityRepository(Repository):
                 d = t.decisions.c
                 for r in self.conn.execute(
                     select(d.platform, d.account, d.anchor_platform, d.anchor_account).where(
-                        or_(tuple_(d.platform, d.account).in_(refs), tuple_(d.anchor_platform, d.anchor_account).in_(refs))
+                        _decision_touches(refs)
                     )
                 ):
                     found.add(AccountKey(r.platform, r.account))
@@ -124,12 +137,12 @@ class IdentityRepository(Repository):
         for chunk in chunks(refs):
             for r in self.conn.execute(
                 select(t.accounts.c.platform, t.accounts.c.account, t.accounts.c.first_at, t.accounts.c.first_event_id).where(
-                    _ACCOUNT.in_(chunk)
+                    _account_in(chunk)
                 )
             ):
                 key = AccountKey(r.platform, r.account)
                 result[key] = AccountEvidence(key, Sighting(as_utc(r.first_at), r.first_event_id))
-            for r in self.conn.execute(select(t.evidence).where(_EVIDENCE_ACCOUNT.in_(chunk))):
+            for r in self.conn.execute(select(t.evidence).where(_evidence_account_in(chunk))):
                 ev = result.get(AccountKey(r.platform, r.account))
                 if ev is None:
                     continue
@@ -145,7 +158,7 @@ class IdentityRepository(Repository):
         refs = sorted((k.platform, k.account) for k in keys)
         result: dict[AccountKey, Placement | None] = {}
         for chunk in chunks(refs):
-            for r in self.conn.execute(select(t.accounts).where(_ACCOUNT.in_(chunk))):
+            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk))):
                 key = AccountKey(r.platform, r.account)
                 result[key] = (
                     Placement(r.learner_id, LinkMethod(r.method), as_utc(r.linked_at), r.event_id)
@@ -158,13 +171,8 @@ class IdentityRepository(Repository):
         """Operator links touching these accounts, and the accounts whose match was rejected."""
         refs = sorted((k.platform, k.account) for k in keys)
         links, rejected = [], set()
-        d = t.decisions.c
         for chunk in chunks(refs):
-            for r in self.conn.execute(
-                select(t.decisions).where(
-                    or_(tuple_(d.platform, d.account).in_(chunk), tuple_(d.anchor_platform, d.anchor_account).in_(chunk))
-                )
-            ):
+            for r in self.conn.execute(select(t.decisions).where(_decision_touches(chunk))):
                 account = AccountKey(r.platform, r.account)
                 if r.action == DecisionAction.LINK.value:
                     links.append(
@@ -282,7 +290,7 @@ class IdentityRepository(Repository):
         counts: dict[AccountKey, int] = {}
         for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
             for r in self.conn.execute(
-                select(f.platform, f.account, func.count()).where(tuple_(f.platform, f.account).in_(chunk)).group_by(f.platform, f.account)
+                select(f.platform, f.account, func.count()).where(pairs_in(f.platform, f.account, chunk)).group_by(f.platform, f.account)
             ):
                 counts[AccountKey(r.platform, r.account)] = r[2]
         return counts

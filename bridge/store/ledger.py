@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, update
 
 from bridge.core.credits import CreditFact, RecordState
 from bridge.core.events import EventKind, Platform
 from bridge.core.identity import AccountKey
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks
+from bridge.store.base import Repository, as_utc, chunks, pairs_in
 from topics.catalogue import CREDIT_RECORDS
 
-_FACT_ACCOUNT = tuple_(t.credit_facts.c.platform, t.credit_facts.c.account)
 
 
 class LedgerRepository(Repository):
@@ -25,7 +24,7 @@ class LedgerRepository(Repository):
         for chunk in chunks(sorted(set(keys))):
             rows = self.conn.execute(
                 select(t.credit_facts.c.platform, t.credit_facts.c.event_id).where(
-                    tuple_(t.credit_facts.c.platform, t.credit_facts.c.event_id).in_(chunk)
+                    pairs_in(t.credit_facts.c.platform, t.credit_facts.c.event_id, chunk)
                 )
             )
             found.update((r.platform, r.event_id) for r in rows)
@@ -57,7 +56,7 @@ class LedgerRepository(Repository):
         for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
             for r in self.conn.execute(
                 select(t.credit_facts.c.platform, t.credit_facts.c.account, t.credit_facts.c.course_key)
-                .where(_FACT_ACCOUNT.in_(chunk))
+                .where(pairs_in(t.credit_facts.c.platform, t.credit_facts.c.account, chunk))
                 .distinct()
             ):
                 result.setdefault(AccountKey(r.platform, r.account), set()).add(r.course_key)
