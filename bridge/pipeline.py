@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
 from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
 from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decision
 from bridge.core.events import CanonicalEvent
-from bridge.core.identity import AccountKey, Evidence, Sighting, cluster
+from bridge.core.identity import AccountKey, Evidence, EvidenceItem, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DeadLetter, record_id_for
 from bridge.errors import BadInput
 from bridge.store.engine import writer
+from bridge.store.ledger import fact_row
 from bridge.store.registry import Registry
 from topics.catalogue import DECISIONS
 
@@ -84,6 +84,27 @@ def _internal_reason(exc: Exception) -> str:
         f"the bridge failed to process this message ({type(exc).__name__}); report it to the bridge "
         "team with these coordinates and replay it after the fix"
     )
+
+
+@dataclass
+class _Writes:
+    """A batch's new rows, written with one statement per table once every event is prepared."""
+
+    accounts: dict[AccountKey, Sighting] = field(default_factory=dict)
+    evidence: dict[tuple[AccountKey, EvidenceItem], Sighting] = field(default_factory=dict)
+    facts: list[dict[str, object]] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    @staticmethod
+    def note(earliest: dict, key: object, seen: Sighting) -> None:
+        if key not in earliest or seen < earliest[key]:
+            earliest[key] = seen
+
+    def apply(self, registry: Registry) -> None:
+        registry.note_accounts(self.accounts)
+        registry.note_evidence(self.evidence)
+        registry.add_facts(self.facts)
+        registry.record_dqs(self.problems)
 
 
 @dataclass
@@ -157,52 +178,48 @@ class Pipeline:
             registry = Registry(conn)
             seen = registry.known_events((e.platform.value, e.event_id) for _, e in events)
             touched = _Touched()
+            writes = _Writes()
             for msg, event in events:
                 key = (event.platform.value, event.event_id)
                 if key in seen:
                     result.duplicates += 1
                     continue
                 seen.add(key)
-                savepoint = conn.begin_nested()
                 try:
-                    problem = self._record_event(registry, msg, event, touched)
-                except DBAPIError:
-                    # The database failed, or a concurrent worker won a race: the whole batch is
-                    # retried and none of it is committed.
-                    savepoint.rollback()
-                    raise
+                    problem = self._prepare_event(msg, event, touched, writes)
                 except Exception as exc:  # noqa: BLE001 - a poison event must not stall the partition
-                    savepoint.rollback()
                     log.exception(
                         "event failed in processing; dead-lettered",
                         extra={"platform": key[0], "event_id": key[1], "topic": msg.topic,
                                "partition": msg.partition, "offset": msg.offset},
                     )
                     result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
-                else:
-                    savepoint.commit()
-                    result.processed[(event.platform.value, event.kind.value)] += 1
-                    result.event_times.append(event.occurred_at)
-                    if problem:
-                        result.data_quality[problem] += 1
+                    continue
+                result.processed[(event.platform.value, event.kind.value)] += 1
+                result.event_times.append(event.occurred_at)
+                if problem:
+                    result.data_quality[problem] += 1
+            writes.apply(registry)
             for decision in decisions:
                 self._record_decision(registry, decision, touched, result)
             self._resolve_identities(registry, touched, result)
             self._refresh(registry, touched, result)
         return result
 
-    def _record_event(self, registry: Registry, msg: Inbound, event: CanonicalEvent, touched: _Touched) -> str | None:
-        """Store an event's account, evidence and fact; returns its data-quality problem, if any."""
+    def _prepare_event(self, msg: Inbound, event: CanonicalEvent, touched: _Touched, writes: _Writes) -> str | None:
+        """Work out what an event stores (no I/O); returns its data-quality problem, if any."""
         account = AccountKey(event.platform.value, event.account)
         seen = Sighting(event.occurred_at, event.event_id)
-        registry.note_account(account, seen)
         evidence = Evidence.of(event, self.pseudonymiser)
-        for item in evidence.items:
-            registry.note_evidence(account, item, item.key_id, seen)
-        if evidence.document_problem:
-            registry.record_dq(account.platform, event.event_id, evidence.document_problem)
         course_key = self.course_keys.key_for(event.platform, event.course_id)
-        registry.add_fact(CreditFact.from_event(event), course_key, msg.topic, msg.partition, msg.offset)
+        fact = fact_row(CreditFact.from_event(event), course_key, msg.topic, msg.partition, msg.offset)
+        # Nothing above may fail once something is recorded below: the event is all or nothing.
+        writes.note(writes.accounts, account, seen)
+        for item in evidence.items:
+            writes.note(writes.evidence, (account, item), seen)
+        if evidence.document_problem:
+            writes.problems.append({"platform": account.platform, "event_id": event.event_id, "reason": evidence.document_problem})
+        writes.facts.append(fact)
         touched.accounts.add(account)
         touched.sightings.setdefault(account, seen)
         return evidence.document_problem
@@ -296,13 +313,16 @@ class Pipeline:
         return versions
 
     def _refresh(self, registry: Registry, touched: _Touched, result: BatchResult) -> None:
-        for learner_id, course_key in sorted(touched.records):
-            facts = registry.facts_for(learner_id, course_key) if registry.is_live(learner_id) else []
-            if facts:
-                state = derive_record(learner_id, course_key, facts, self.hours_per_credit)
-                changed = registry.save_record(state)
-            else:
-                changed = registry.retire_record(record_id_for(learner_id, course_key))
-            result.records_changed += changed
-        for learner_id in sorted(touched.learners):
-            result.identities_changed += registry.refresh_identity(learner_id, touched.identity_versions.get(learner_id))
+        live = registry.live({learner for learner, _ in touched.records})
+        wanted = {pair for pair in touched.records if pair[0] in live}
+        facts = registry.facts_for_records(wanted)
+        states = [
+            derive_record(learner_id, course_key, facts[(learner_id, course_key)], self.hours_per_credit)
+            for learner_id, course_key in sorted(facts)
+        ]
+        result.records_changed += registry.save_records(states)
+        retired = [record_id_for(l, c) for l, c in sorted(touched.records) if (l, c) not in facts]
+        result.records_changed += registry.retire_records(retired)
+        result.identities_changed += registry.refresh_identities(
+            {learner_id: touched.identity_versions.get(learner_id) for learner_id in touched.learners}
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.identity import (
@@ -35,6 +36,28 @@ def _evidence_digest_in(digests):
     return pairs_in(t.evidence.c.kind, t.evidence.c.digest, digests)
 
 
+_EARLIER_ACCOUNT = (
+    update(t.accounts)
+    .where(t.accounts.c.platform == bindparam("b_platform"), t.accounts.c.account == bindparam("b_account"))
+    .values(first_at=bindparam("b_at"), first_event_id=bindparam("b_event"))
+)
+_EARLIER_EVIDENCE = (
+    update(t.evidence)
+    .where(
+        t.evidence.c.platform == bindparam("b_platform"),
+        t.evidence.c.account == bindparam("b_account"),
+        t.evidence.c.kind == bindparam("b_kind"),
+        t.evidence.c.digest == bindparam("b_digest"),
+    )
+    .values(first_at=bindparam("b_at"), first_event_id=bindparam("b_event"))
+)
+_NEW_IDENTITY = (
+    update(t.learners)
+    .where(t.learners.c.learner_id == bindparam("b_learner"))
+    .values(state=bindparam("b_state"), version=bindparam("b_version"))
+)
+
+
 def _decision_touches(refs):
     d = t.decisions.c
     return or_(pairs_in(d.platform, d.account, refs), pairs_in(d.anchor_platform, d.anchor_account, refs))
@@ -47,49 +70,49 @@ def _keys(rows: Iterable) -> set[AccountKey]:
 class IdentityRepository(Repository):
     """Accounts, evidence, learners and decisions."""
 
-    def note_account(self, key: AccountKey, seen: Sighting) -> None:
-        """Record that ``key`` exists; keep its earliest event."""
-        row = self.conn.execute(
-            select(t.accounts.c.first_at, t.accounts.c.first_event_id).where(
-                t.accounts.c.platform == key.platform, t.accounts.c.account == key.account
-            )
-        ).first()
-        if row is None:
-            self.conn.execute(
-                insert(t.accounts).values(
-                    platform=key.platform, account=key.account, first_at=seen.at, first_event_id=seen.event_id
-                )
-            )
-        elif seen < Sighting(as_utc(row.first_at), row.first_event_id):
-            self.conn.execute(
-                update(t.accounts)
-                .where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
-                .values(first_at=seen.at, first_event_id=seen.event_id)
-            )
+    def note_accounts(self, seen: Mapping[AccountKey, Sighting]) -> None:
+        """Record that these accounts exist, keeping each one's earliest event."""
+        a = t.accounts.c
+        stored = {}
+        for chunk in chunks(sorted((k.platform, k.account) for k in seen)):
+            for r in self.conn.execute(select(a.platform, a.account, a.first_at, a.first_event_id).where(_account_in(chunk))):
+                stored[AccountKey(r.platform, r.account)] = Sighting(as_utc(r.first_at), r.first_event_id)
+        new = [
+            {"platform": k.platform, "account": k.account, "first_at": s.at, "first_event_id": s.event_id}
+            for k, s in seen.items() if k not in stored
+        ]
+        earlier = [
+            {"b_platform": k.platform, "b_account": k.account, "b_at": s.at, "b_event": s.event_id}
+            for k, s in seen.items() if k in stored and s < stored[k]
+        ]
+        if new:
+            self.conn.execute(insert(t.accounts), new)
+        if earlier:
+            self.conn.execute(_EARLIER_ACCOUNT, earlier)
 
-    def note_evidence(self, key: AccountKey, item: EvidenceItem, key_id: str, seen: Sighting) -> None:
-        """Record a digest for ``key``; keep its earliest sighting."""
-        where = (
-            t.evidence.c.platform == key.platform,
-            t.evidence.c.account == key.account,
-            t.evidence.c.kind == item.kind,
-            t.evidence.c.digest == item.digest,
-        )
-        row = self.conn.execute(select(t.evidence.c.first_at, t.evidence.c.first_event_id).where(*where)).first()
-        if row is None:
-            self.conn.execute(
-                insert(t.evidence).values(
-                    platform=key.platform,
-                    account=key.account,
-                    kind=item.kind,
-                    digest=item.digest,
-                    key_id=key_id,
-                    first_at=seen.at,
-                    first_event_id=seen.event_id,
-                )
-            )
-        elif seen < Sighting(as_utc(row.first_at), row.first_event_id):
-            self.conn.execute(update(t.evidence).where(*where).values(first_at=seen.at, first_event_id=seen.event_id))
+    def note_evidence(self, seen: Mapping[tuple[AccountKey, EvidenceItem], Sighting]) -> None:
+        """Record these digests of these accounts, keeping each one's earliest sighting."""
+        e = t.evidence.c
+        accounts = sorted({(k.platform, k.account) for k, _ in seen})
+        stored: dict[tuple[str, str, str, str], Sighting] = {}
+        for chunk in chunks(accounts):
+            for r in self.conn.execute(
+                select(e.platform, e.account, e.kind, e.digest, e.first_at, e.first_event_id).where(_evidence_account_in(chunk))
+            ):
+                stored[(r.platform, r.account, r.kind, r.digest)] = Sighting(as_utc(r.first_at), r.first_event_id)
+        new, earlier = [], []
+        for (key, item), sighting in seen.items():
+            known = stored.get((key.platform, key.account, item.kind, item.digest))
+            if known is None:
+                new.append({"platform": key.platform, "account": key.account, "kind": item.kind, "digest": item.digest,
+                            "key_id": item.key_id, "first_at": sighting.at, "first_event_id": sighting.event_id})
+            elif sighting < known:
+                earlier.append({"b_platform": key.platform, "b_account": key.account, "b_kind": item.kind,
+                                "b_digest": item.digest, "b_at": sighting.at, "b_event": sighting.event_id})
+        if new:
+            self.conn.execute(insert(t.evidence), new)
+        if earlier:
+            self.conn.execute(_EARLIER_EVIDENCE, earlier)
 
     def component(self, seeds: Iterable[AccountKey]) -> set[AccountKey]:
         """Every account that shares evidence, a learner or a decision with the seeds, transitively."""
@@ -216,9 +239,16 @@ class IdentityRepository(Repository):
         self.conn.execute(update(t.learners).where(t.learners.c.learner_id == learner_id).values(merged_into=survivor))
         return [learner_id, *followers]
 
-    def is_live(self, learner_id: str) -> bool:
-        row = self.conn.execute(select(t.learners.c.merged_into).where(t.learners.c.learner_id == learner_id)).first()
-        return row is not None and row.merged_into is None
+    def live(self, learner_ids: Iterable[str]) -> set[str]:
+        """Which of these learners exist and were not merged away."""
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(learner_ids))):
+            found.update(
+                self.conn.execute(
+                    select(t.learners.c.learner_id).where(t.learners.c.learner_id.in_(chunk), t.learners.c.merged_into.is_(None))
+                ).scalars()
+            )
+        return found
 
     def accounts_of(self, learner_id: str) -> list[AccountKey]:
         return sorted(
@@ -236,53 +266,55 @@ class IdentityRepository(Repository):
 
     def identity_state(self, learner_id: str) -> LearnerIdentity:
         """The learner's identity as published, with its stored version."""
-        learner = self.conn.execute(select(t.learners).where(t.learners.c.learner_id == learner_id)).one()
-        rows = self.conn.execute(
-            select(t.accounts).where(t.accounts.c.learner_id == learner_id).order_by(t.accounts.c.platform, t.accounts.c.account)
-        ).all()
-        return LearnerIdentity(
-            learner_id=learner_id,
-            accounts=[AccountRef(platform=Platform(r.platform), account=r.account) for r in rows],
-            links=[
-                Link(
-                    platform=Platform(r.platform),
-                    account=r.account,
-                    method=LinkMethod(r.method),
-                    linked_at=as_utc(r.linked_at),
-                    event_id=r.event_id,
-                )
-                for r in rows
-            ],
-            merged_into=learner.merged_into,
-            version=max(learner.version, 1),
-        )
+        return self.identity_states([learner_id])[learner_id]
+
+    def identity_states(self, learner_ids: Iterable[str]) -> dict[str, LearnerIdentity]:
+        """The identities of these learners as published, with their stored versions."""
+        rows, links = self._load_learners(learner_ids)
+        return {lid: _identity(lid, row, links[lid], max(row.version, 1)) for lid, row in rows.items()}
+
+    def _load_learners(self, learner_ids: Iterable[str]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        ids = sorted(set(learner_ids))
+        rows: dict[str, Any] = {}
+        links: dict[str, list[Any]] = {lid: [] for lid in ids}
+        for chunk in chunks(ids):
+            for r in self.conn.execute(select(t.learners).where(t.learners.c.learner_id.in_(chunk))):
+                rows[r.learner_id] = r
+            for r in self.conn.execute(
+                select(t.accounts).where(t.accounts.c.learner_id.in_(chunk)).order_by(t.accounts.c.platform, t.accounts.c.account)
+            ):
+                links[r.learner_id].append(r)
+        return rows, links
 
     def refresh_identity(self, learner_id: str, version: int | None = None) -> bool:
-        """Store the learner's identity state; if it changed, set its version and queue it.
+        return self.refresh_identities({learner_id: version}) == 1
 
-        ``version`` is the size of the learner's evidence component, which grows with every
+    def refresh_identities(self, versions: Mapping[str, int | None]) -> int:
+        """Store these learners' identity states; queue each that changed, with its version.
+
+        A version given is the size of the learner's evidence component, which grows with every
         event and decision that can change an identity, so it rises with each change and is the
-        same whatever order or batches the events came in. Without it, the version rises by one.
+        same whatever order or batches the events came in. Without one, the version rises by one.
+        Returns how many identities changed.
         """
-        row = self.conn.execute(
-            select(t.learners.c.version, t.learners.c.state, t.learners.c.merged_into).where(
-                t.learners.c.learner_id == learner_id
-            )
-        ).one()
-        state = self.identity_state(learner_id).model_dump_json(exclude={"version"})
-        # A live learner is republished when its component grew, even if nothing else changed, so
-        # its last version is the same however the events were ordered. A learner merged away
-        # keeps its version until its redirect changes.
-        grew = version is not None and version != row.version and row.merged_into is None
-        if state == row.state and not grew:
-            return False
-        if version is None or version <= row.version:
-            version = row.version + 1
-        self.conn.execute(
-            update(t.learners).where(t.learners.c.learner_id == learner_id).values(state=state, version=version)
-        )
-        self.enqueue(LEARNER_IDENTITIES.name, learner_id)
-        return True
+        rows, links = self._load_learners(versions)
+        changes = []
+        for learner_id, row in sorted(rows.items()):
+            state = _identity(learner_id, row, links[learner_id], 1).model_dump_json(exclude={"version"})
+            version = versions[learner_id]
+            # A live learner is republished when its component grew, even if nothing else changed,
+            # so its last version is the same however the events were ordered. A learner merged
+            # away keeps its version until its redirect changes.
+            grew = version is not None and version != row.version and row.merged_into is None
+            if state == row.state and not grew:
+                continue
+            if version is None or version <= row.version:
+                version = row.version + 1
+            changes.append({"b_learner": learner_id, "b_state": state, "b_version": version})
+        if changes:
+            self.conn.execute(_NEW_IDENTITY, changes)
+            self.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
+        return len(changes)
 
     def fact_counts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
         """How many events of each account were processed."""
@@ -319,5 +351,20 @@ class IdentityRepository(Repository):
         return True
 
 
-def learner_ids_of(placements: Mapping[AccountKey, Placement | None]) -> set[str]:
-    return {p.learner_id for p in placements.values() if p is not None}
+def _identity(learner_id: str, row: Any, links: list[Any], version: int) -> LearnerIdentity:
+    return LearnerIdentity(
+        learner_id=learner_id,
+        accounts=[AccountRef(platform=Platform(r.platform), account=r.account) for r in links],
+        links=[
+            Link(
+                platform=Platform(r.platform),
+                account=r.account,
+                method=LinkMethod(r.method),
+                linked_at=as_utc(r.linked_at),
+                event_id=r.event_id,
+            )
+            for r in links
+        ],
+        merged_into=row.merged_into,
+        version=version,
+    )

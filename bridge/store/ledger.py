@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from bridge.core.credits import CreditFact, RecordState
 from bridge.core.events import EventKind, Platform
@@ -30,25 +30,10 @@ class LedgerRepository(Repository):
             found.update((r.platform, r.event_id) for r in rows)
         return found
 
-    def add_fact(self, fact: CreditFact, course_key: str, topic: str, partition: int, offset: int) -> None:
-        self.conn.execute(
-            insert(t.credit_facts).values(
-                platform=fact.platform.value,
-                event_id=fact.event_id,
-                account=fact.account,
-                course_key=course_key,
-                course_id=fact.course_id,
-                kind=fact.kind.value,
-                occurred_at=fact.occurred_at,
-                hours=fact.hours,
-                platform_credits=fact.platform_credits,
-                passed=fact.passed,
-                score=fact.score,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-            )
-        )
+    def add_facts(self, rows: list[dict[str, object]]) -> None:
+        """Store new facts (one statement); rows come from :func:`fact_row`."""
+        if rows:
+            self.conn.execute(insert(t.credit_facts), rows)
 
     def course_keys_of(self, keys: Iterable[AccountKey]) -> dict[AccountKey, set[str]]:
         """The course keys each account has facts for."""
@@ -64,30 +49,42 @@ class LedgerRepository(Repository):
 
     def facts_for(self, learner_id: str, course_key: str) -> list[CreditFact]:
         """The facts of a learner's record: those of all the learner's accounts for the course."""
+        return self.facts_for_records({(learner_id, course_key)}).get((learner_id, course_key), [])
+
+    def facts_for_records(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], list[CreditFact]]:
+        """The facts behind each wanted (learner, course_key), in one query per chunk of learners."""
         f, a = t.credit_facts, t.accounts
-        rows = self.conn.execute(
-            select(f)
-            .join(a, (a.c.platform == f.c.platform) & (a.c.account == f.c.account))
-            .where(a.c.learner_id == learner_id, f.c.course_key == course_key)
-        )
-        return [
-            CreditFact(
-                platform=Platform(r.platform),
-                account=r.account,
-                event_id=r.event_id,
-                kind=EventKind(r.kind),
-                occurred_at=as_utc(r.occurred_at),
-                course_id=r.course_id,
-                hours=r.hours,
-                platform_credits=r.platform_credits,
-                passed=r.passed,
-                score=r.score,
+        found: dict[tuple[str, str], list[CreditFact]] = {}
+        for chunk in chunks(sorted({learner for learner, _ in wanted})):
+            rows = self.conn.execute(
+                select(f, a.c.learner_id)
+                .join(a, (a.c.platform == f.c.platform) & (a.c.account == f.c.account))
+                .where(a.c.learner_id.in_(chunk))
             )
-            for r in rows
-        ]
+            for r in rows:
+                key = (r.learner_id, r.course_key)
+                if key in wanted:
+                    found.setdefault(key, []).append(
+                        CreditFact(
+                            platform=Platform(r.platform),
+                            account=r.account,
+                            event_id=r.event_id,
+                            kind=EventKind(r.kind),
+                            occurred_at=as_utc(r.occurred_at),
+                            course_id=r.course_id,
+                            hours=r.hours,
+                            platform_credits=r.platform_credits,
+                            passed=r.passed,
+                            score=r.score,
+                        )
+                    )
+        return found
 
     def save_record(self, state: RecordState) -> bool:
-        """Store the derived record; if it changed, queue it.
+        return self.save_records([state]) == 1
+
+    def save_records(self, states: list[RecordState]) -> int:
+        """Store derived records; queue each that changed. Returns how many changed.
 
         A record's version is the number of events behind it: every new event changes the
         record by one version, and the same events give the same version whatever order or
@@ -95,41 +92,77 @@ class LedgerRepository(Repository):
         (an account split off after re-resolution), its id is retired with a tombstone first,
         so that subscribers who keep the highest version start that record afresh.
         """
-        record_id = state.record_id
-        version = len(state.sources)
-        text = state.model_dump_json()
         c = t.credit_records.c
-        row = self.conn.execute(select(c.version, c.state, c.retired).where(c.record_id == record_id)).first()
-        values = dict(state=text, retired=False, status=state.status.value, credits=state.credits, version=version)
-        if row is None:
-            self.conn.execute(
-                insert(t.credit_records).values(
-                    record_id=record_id, learner_id=state.learner_id, course_key=state.course_key, **values
-                )
-            )
-        elif row.state == text and not row.retired:
-            return False
-        else:
-            if not row.retired and version <= row.version:
-                self.enqueue(CREDIT_RECORDS.name, record_id, tombstone=True)
-            self.conn.execute(update(t.credit_records).where(c.record_id == record_id).values(**values))
-        self.enqueue(CREDIT_RECORDS.name, record_id)
-        return True
+        stored = {}
+        for chunk in chunks(sorted(s.record_id for s in states)):
+            for r in self.conn.execute(select(c.record_id, c.version, c.state, c.retired).where(c.record_id.in_(chunk))):
+                stored[r.record_id] = r
+        new, changed, restart, queue = [], [], [], []
+        for state in states:
+            record_id, version, text = state.record_id, len(state.sources), state.model_dump_json()
+            values = {"state": text, "retired": False, "status": state.status.value, "credits": state.credits, "version": version}
+            row = stored.get(record_id)
+            if row is None:
+                new.append({"record_id": record_id, "learner_id": state.learner_id, "course_key": state.course_key, **values})
+            elif row.state == text and not row.retired:
+                continue
+            else:
+                if not row.retired and version <= row.version:
+                    restart.append(record_id)
+                changed.append({"b_record": record_id, **{f"b_{k}": v for k, v in values.items()}})
+            queue.append(record_id)
+        if new:
+            self.conn.execute(insert(t.credit_records), new)
+        if changed:
+            self.conn.execute(_CHANGED_RECORD, changed)
+        self.enqueue_many(CREDIT_RECORDS.name, restart, tombstone=True)
+        self.enqueue_many(CREDIT_RECORDS.name, queue)
+        return len(queue)
 
-    def retire_record(self, record_id: str) -> bool:
-        """Retire a record (its learner has no facts for the course any more): a tombstone follows."""
+    def retire_records(self, record_ids: list[str]) -> int:
+        """Retire records whose learner has no facts for the course any more: tombstones follow."""
         c = t.credit_records.c
-        row = self.conn.execute(select(c.retired).where(c.record_id == record_id)).first()
-        if row is None or row.retired:
-            return False
-        self.conn.execute(update(t.credit_records).where(c.record_id == record_id).values(retired=True))
-        self.enqueue(CREDIT_RECORDS.name, record_id)
-        return True
+        live = []
+        for chunk in chunks(sorted(set(record_ids))):
+            live += self.conn.execute(select(c.record_id).where(c.record_id.in_(chunk), c.retired.is_(False))).scalars().all()
+        for chunk in chunks(live):
+            self.conn.execute(update(t.credit_records).where(c.record_id.in_(chunk)).values(retired=True))
+        self.enqueue_many(CREDIT_RECORDS.name, live)
+        return len(live)
 
-    def record_dq(self, platform: str, event_id: str, reason: str) -> None:
-        dq = t.data_quality.c
-        exists = self.conn.execute(
-            select(dq.reason).where(dq.platform == platform, dq.event_id == event_id, dq.reason == reason)
-        ).first()
-        if exists is None:
-            self.conn.execute(insert(t.data_quality).values(platform=platform, event_id=event_id, reason=reason))
+    def record_dqs(self, rows: list[dict[str, str]]) -> None:
+        """Note data-quality problems of new events (one statement)."""
+        if rows:
+            self.conn.execute(insert(t.data_quality), rows)
+
+
+def fact_row(fact: CreditFact, course_key: str, topic: str, partition: int, offset: int) -> dict[str, object]:
+    return {
+        "platform": fact.platform.value,
+        "event_id": fact.event_id,
+        "account": fact.account,
+        "course_key": course_key,
+        "course_id": fact.course_id,
+        "kind": fact.kind.value,
+        "occurred_at": fact.occurred_at,
+        "hours": fact.hours,
+        "platform_credits": fact.platform_credits,
+        "passed": fact.passed,
+        "score": fact.score,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+    }
+
+
+_CHANGED_RECORD = (
+    update(t.credit_records)
+    .where(t.credit_records.c.record_id == bindparam("b_record"))
+    .values(
+        state=bindparam("b_state"),
+        retired=bindparam("b_retired"),
+        status=bindparam("b_status"),
+        credits=bindparam("b_credits"),
+        version=bindparam("b_version"),
+    )
+)

@@ -24,6 +24,11 @@ class OutboxRepository(Repository):
     def enqueue(self, topic: str, key: str, *, tombstone: bool = False) -> None:
         self.conn.execute(insert(t.outbox).values(topic=topic, key=key, tombstone=tombstone))
 
+    def enqueue_many(self, topic: str, keys: Sequence[str], *, tombstone: bool = False) -> None:
+        """Queue these keys in order (one statement)."""
+        if keys:
+            self.conn.execute(insert(t.outbox), [{"topic": topic, "key": k, "tombstone": tombstone} for k in keys])
+
     def pending(self, limit: int) -> list[OutboxEntry]:
         query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
         if self.postgres:
