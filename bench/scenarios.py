@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ from bench.passthrough import SOURCE_HEADER, parse_source
 from bench.report import Result, percentile
 from bench.workload import Workload, event_key
 from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker
+from bridge.broker import EmbeddedBroker, free_port
 from bridge.errors import BridgeError
 from bridge.settings import Settings
 from bridge.simulate import SimMessage
@@ -126,12 +125,6 @@ def _base_env(settings: Settings) -> dict[str, str]:
     if settings.course_equivalences:
         env["BRIDGE_COURSE_EQUIVALENCES"] = str(settings.course_equivalences)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _http_get(url: str) -> tuple[int, str]:

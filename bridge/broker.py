@@ -189,7 +189,7 @@ class EmbeddedBroker:
     # -- internals -----------------------------------------------------------------------------
 
     def _spawn(self, binary: str) -> None:
-        self._port = _free_port(self._host)
+        self._port = free_port(self._host)
         listener = f"tcp://{self._host}:{self._port}"
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         self._log = open(self.log_path, "ab")
@@ -288,7 +288,8 @@ def resolve_binary() -> str:
         ) from None
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]

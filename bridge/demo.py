@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bridge import simulate
 from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, _free_port
+from bridge.broker import EmbeddedBroker, free_port
 from bridge.errors import BridgeError
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
@@ -222,7 +222,7 @@ def run_demo(*, count: int, seed: int, rate: float | None, workdir: str) -> int:
             broker_url=broker.url,
             database_url=database_url,
             course_equivalences=equivalences,
-            web_port=_free_port("127.0.0.1"),
+            web_port=free_port(),
             web_host="127.0.0.1",
             group_id="bridge-demo",
         )

@@ -6,14 +6,13 @@ import contextlib
 import io
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from bridge import cli as bridge_cli
 from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker
+from bridge.broker import EmbeddedBroker, free_port
 from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
@@ -22,12 +21,6 @@ from bridge.topicio import compacted, producer, read_topic
 from topics import catalogue
 
 INPUT_NAMES = {t.name for t in catalogue.INPUT_TOPICS}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Bridge:

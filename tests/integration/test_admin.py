@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from bridge.admin import (
     open_admin,
     wait_for_broker,
 )
-from bridge.broker import BrokerStartError, EmbeddedBroker
+from bridge.broker import BrokerStartError, EmbeddedBroker, free_port
 from bridge.errors import ConfigurationError
 from bridge.settings import Settings
 from topics.catalogue import CREDIT_RECORDS, DEADLETTER, TOPICS, TopicSpec
@@ -40,12 +39,6 @@ def unique(spec: TopicSpec, **changes: object) -> TopicSpec:
 def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
     with open_admin(settings.bootstrap_servers(), 5.0) as admin:
         return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_apply_creates_every_catalogue_topic_then_finds_them_ok(settings):
