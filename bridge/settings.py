@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, description="Events processed per database transaction.")
     batch_window_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        description="Longest a consumer fetch waits for data when there is none (Faust's own is 1500 ms, "
+        "a floor under the latency of a quiet stream).",
+    )
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -404,6 +404,20 @@ async def consumer_lag(consumer: Any, committed: dict[TP, int]) -> dict[tuple[st
     return lags
 
 
+def _tune_fetch_wait(app: faust.App, wait_ms: int) -> None:
+    """Set the consumer's fetch wait, which Faust 0.15 hard-codes to 1,500 ms.
+
+    An idle fetch waits that long for data, and the embedded broker holds fetches for much of
+    it, which puts a floor of about a second under the latency of a quiet stream (measured in
+    bench/RESULTS.md). Best effort: if Faust's internals move, the hard-coded wait stays.
+    """
+    fetcher = getattr(getattr(getattr(app.consumer, "_thread", None), "_consumer", None), "_fetcher", None)
+    if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+        fetcher._fetch_max_wait_ms = wait_ms
+    else:
+        log.warning("could not set the consumer's fetch wait (Faust internals changed?); it stays at 1500 ms")
+
+
 def build_app(runtime: Runtime) -> faust.App:
     """The Faust app of one worker: the agent over both input topics, its timers and web pages."""
     settings = runtime.settings
@@ -464,6 +478,7 @@ def build_app(runtime: Runtime) -> faust.App:
 
     @app.on_partitions_assigned.connect
     async def _assigned(_app: Any, assigned: Any, **_: Any) -> None:
+        _tune_fetch_wait(app, settings.fetch_max_wait_ms)
         partitions = sum(1 for tp in assigned if tp.topic in _INPUT_TOPICS)
         worker.health.assigned = True
         worker.health.partitions = partitions
