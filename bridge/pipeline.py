@@ -251,13 +251,11 @@ class Pipeline:
         )
 
         new_ids = {p.learner_id for p in outcome.placements.values()}
-        for learner_id in sorted(new_ids):
-            registry.ensure_live_learner(learner_id)
-        for key, placement in sorted(outcome.placements.items()):
+        registry.ensure_live_learners(new_ids)
+        moved = {k: p for k, p in outcome.placements.items() if before.get(k) != p}
+        registry.place(moved)
+        for key, placement in sorted(moved.items()):
             old = before.get(key)
-            if old == placement:
-                continue
-            registry.place(key, placement)
             if old is None or old.learner_id != placement.learner_id:
                 result.identity[placement.method.value] += 1
             touched.learners.add(placement.learner_id)

@@ -303,10 +303,11 @@ class _Claim:
             for entry in entries:
                 claim.entry_ids.append(entry.id)
                 restart[(entry.topic, entry.key)] = restart.get((entry.topic, entry.key), False) or entry.tombstone
+            values = claim.registry.published_values(list(restart))
             for (topic, key), tombstone_first in restart.items():
                 if tombstone_first:
                     claim.messages.append((topic, key, None))
-                claim.messages.append((topic, key, claim.registry.published_value(topic, key)))
+                claim.messages.append((topic, key, values[(topic, key)]))
         except BaseException:
             claim.rollback()
             raise

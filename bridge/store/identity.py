@@ -51,6 +51,16 @@ _EARLIER_EVIDENCE = (
     )
     .values(first_at=bindparam("b_at"), first_event_id=bindparam("b_event"))
 )
+_PLACE = (
+    update(t.accounts)
+    .where(t.accounts.c.platform == bindparam("b_platform"), t.accounts.c.account == bindparam("b_account"))
+    .values(
+        learner_id=bindparam("b_learner"),
+        method=bindparam("b_method"),
+        linked_at=bindparam("b_at"),
+        event_id=bindparam("b_event"),
+    )
+)
 _NEW_IDENTITY = (
     update(t.learners)
     .where(t.learners.c.learner_id == bindparam("b_learner"))
@@ -206,25 +216,33 @@ class IdentityRepository(Repository):
         unique = {link.decision_id: link for link in links}
         return sorted(unique.values(), key=lambda l: (l.at, l.decision_id)), rejected
 
-    def place(self, key: AccountKey, placement: Placement) -> None:
-        self.conn.execute(
-            update(t.accounts)
-            .where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
-            .values(
-                learner_id=placement.learner_id,
-                method=placement.method.value,
-                linked_at=placement.linked_at,
-                event_id=placement.event_id,
+    def place(self, placements: Mapping[AccountKey, Placement]) -> None:
+        """Move these accounts to their learners, with how and when they were linked (one statement)."""
+        if placements:
+            self.conn.execute(
+                _PLACE,
+                [
+                    {"b_platform": k.platform, "b_account": k.account, "b_learner": p.learner_id,
+                     "b_method": p.method.value, "b_at": p.linked_at, "b_event": p.event_id}
+                    for k, p in sorted(placements.items())
+                ],
             )
-        )
 
-    def ensure_live_learner(self, learner_id: str) -> None:
-        """Create the learner, or bring back one that had been merged away."""
-        row = self.conn.execute(select(t.learners.c.merged_into).where(t.learners.c.learner_id == learner_id)).first()
-        if row is None:
-            self.conn.execute(insert(t.learners).values(learner_id=learner_id, version=0, merged_into=None))
-        elif row.merged_into is not None:
-            self.conn.execute(update(t.learners).where(t.learners.c.learner_id == learner_id).values(merged_into=None))
+    def ensure_live_learners(self, learner_ids: Iterable[str]) -> None:
+        """Create these learners, or bring back the ones that had been merged away."""
+        ids = sorted(set(learner_ids))
+        merged_into: dict[str, str | None] = {}
+        for chunk in chunks(ids):
+            for r in self.conn.execute(
+                select(t.learners.c.learner_id, t.learners.c.merged_into).where(t.learners.c.learner_id.in_(chunk))
+            ):
+                merged_into[r.learner_id] = r.merged_into
+        new = [{"learner_id": lid, "version": 0, "merged_into": None} for lid in ids if lid not in merged_into]
+        if new:
+            self.conn.execute(insert(t.learners), new)
+        revived = [lid for lid, into in merged_into.items() if into is not None]
+        for chunk in chunks(revived):
+            self.conn.execute(update(t.learners).where(t.learners.c.learner_id.in_(chunk)).values(merged_into=None))
 
     def retire_learner(self, learner_id: str, survivor: str) -> list[str]:
         """Mark ``learner_id`` merged into ``survivor``; learners merged into it follow (merges compose).

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, select
 
 from bridge.core.credits import RecordState
 from bridge.store import schema as t
+from bridge.store.base import chunks
 from bridge.store.identity import IdentityRepository
 from bridge.store.ledger import LedgerRepository
 from bridge.store.outbox import OutboxEntry, OutboxRepository
@@ -22,6 +23,25 @@ __all__ = ["OutboxEntry", "Registry"]
 
 class Registry(IdentityRepository, LedgerRepository, ReviewRepository, OutboxRepository):
     """All repositories of the store on one connection."""
+
+    def published_values(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes | None]:
+        """The current value of each (topic, key), a few queries for all of them (``None``: a tombstone)."""
+        values: dict[tuple[str, str], bytes | None] = {}
+        records = sorted({k for topic, k in keys if topic == catalogue.CREDIT_RECORDS.name})
+        c = t.credit_records.c
+        for chunk in chunks(records):
+            for row in self.conn.execute(select(c.record_id, c.state, c.version, c.retired).where(c.record_id.in_(chunk))):
+                values[(catalogue.CREDIT_RECORDS.name, row.record_id)] = (
+                    None if row.retired
+                    else RecordState.model_validate_json(row.state).to_record(row.version).model_dump_json().encode()
+                )
+        learners = [k for topic, k in keys if topic == catalogue.LEARNER_IDENTITIES.name]
+        for learner_id, identity in self.identity_states(learners).items():
+            values[(catalogue.LEARNER_IDENTITIES.name, learner_id)] = identity.model_dump_json().encode()
+        for topic, key in keys:
+            if (topic, key) not in values:
+                values[(topic, key)] = self.published_value(topic, key)
+        return values
 
     def published_value(self, topic: str, key: str) -> bytes | None:
         """The current value of ``key`` on an output topic (``None``: a tombstone)."""
