@@ -81,3 +81,28 @@ def test_concurrent_batches_over_the_same_learners_end_consistent(database_url: 
     assert len(set(live) & set(by_account.values())) == PERSONS
     assert set(by_account.values()) <= set(live)
     engine.dispose()
+
+
+def test_workers_starting_together_migrate_once(database_url: str) -> None:
+    """Workers migrate at start-up; several starting at once must not collide creating tables.
+
+    Processes, not threads: Alembic's migration context is process-global.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from bridge.store.engine import current_revision, head_revision
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env["BRIDGE_DATABASE_URL"] = database_url
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "bridge", "db", "upgrade"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    engine = build_engine(database_url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
