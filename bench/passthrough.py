@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -67,27 +66,10 @@ def reencode(value: bytes | None) -> bytes | None:
 
 def faust_settings(settings: Settings, group_id: str) -> dict[str, Any]:
     """The keyword arguments of ``faust.App`` in ``bridge.worker.build_app``, for ``group_id``."""
-    session_s = settings.effective_session_timeout_s
-    return dict(
-        broker=settings.broker_url,
-        value_serializer="raw",
-        key_serializer="raw",
-        broker_session_timeout=session_s,
-        broker_heartbeat_interval=max(session_s / 6, 0.5),
-        broker_rebalance_timeout=max(session_s, 10.0),
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        processing_guarantee="at_least_once",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        store="memory://",
-        datadir=str(Path(tempfile.gettempdir()) / f"bench-faust-{group_id}"),
-        web_enabled=True,
-        web_port=settings.web_port,
-        web_bind=settings.web_host,
-        web_in_thread=False,
-        loghandlers=[],
-    )
+    # Imported here so that the aiokafka baseline does not load Faust (it would count in its RSS).
+    from bridge.worker import faust_settings as bridge_faust_settings
+
+    return bridge_faust_settings(settings.with_overrides(group_id=group_id))
 
 
 def run_faust(settings: Settings, group_id: str, output: str, status: FirstConsumed) -> int:

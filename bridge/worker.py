@@ -34,6 +34,7 @@ from bridge.bootstrap import Runtime
 from bridge.metrics import Metrics
 from bridge.observability import logging_config
 from bridge.pipeline import BatchResult, Inbound
+from bridge.settings import Settings
 from bridge.store import schema
 from bridge.store.engine import writer
 from bridge.store.registry import Registry
@@ -419,13 +420,10 @@ def _tune_fetch_wait(app: faust.App, wait_ms: int) -> None:
         log.warning("could not set the consumer's fetch wait (Faust internals changed?); it stays at 1500 ms")
 
 
-def build_app(runtime: Runtime) -> faust.App:
-    """The Faust app of one worker: the agent over both input topics, its timers and web pages."""
-    settings = runtime.settings
-    metrics = runtime.metrics
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of the worker's ``faust.App`` (the benchmark's Faust baseline uses them too)."""
     session_s = settings.effective_session_timeout_s
-    app = faust.App(
-        settings.group_id,
+    return dict(
         broker=settings.broker_url,
         value_serializer="raw",
         key_serializer="raw",
@@ -444,6 +442,16 @@ def build_app(runtime: Runtime) -> faust.App:
         web_bind=settings.web_host,
         web_in_thread=False,
         loghandlers=[],
+    )
+
+
+def build_app(runtime: Runtime) -> faust.App:
+    """The Faust app of one worker: the agent over both input topics, its timers and web pages."""
+    settings = runtime.settings
+    metrics = runtime.metrics
+    app = faust.App(
+        settings.group_id,
+        **faust_settings(settings),
         # The Faust worker installs this when it starts: JSON lines on stdout.
         logging_config=logging_config(settings.log_level),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,15 +13,6 @@ from tests.integration.harness import Bridge
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2024, 4, 1, 9, 0, tzinfo=BEIJING)
-
-
-@pytest.fixture
-def bridge(tmp_path, database_url) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, database_url)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def _by_course(records: dict[str, dict]) -> dict[str, dict]:

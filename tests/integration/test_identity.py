@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2024, 4, 1, 9, 0, tzinfo=BEIJING)
 D1, D2 = resident_id(serial="001"), resident_id(serial="002")
-
-
-@pytest.fixture
-def bridge(tmp_path, database_url) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, database_url)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def ou_with_doc(event_id, student, doc, *, minutes=0, **kw):

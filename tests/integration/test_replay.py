@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,15 +15,6 @@ from tests.integration.harness import Bridge
 from topics import catalogue
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def bridge(tmp_path, database_url) -> Iterator[Bridge]:
-    b = Bridge(tmp_path, database_url)
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def live(bridge: Bridge, spec: catalogue.TopicSpec, after: dict | None = None) -> dict[bytes, bytes]:
