@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 #: order within a partition, so a batch's messages are queued first and awaited together.
 Send = Callable[[str, bytes | None, bytes | None], Awaitable[Awaitable[Any] | None]]
 
-#: Longest pause before redoing a batch that lost a race with another worker.
-CONFLICT_RETRY_S = 0.2
+#: Longest pause before redoing a batch that lost a race with another worker, and how many races
+#: in a row are retried that quickly.
+CONFLICT_RETRY_S, MAX_QUICK_RACES = 0.2, 20
 #: SQLSTATEs of a transaction that lost a race: serialization failure, deadlock.
 _CONFLICT_STATES = frozenset({"40001", "40P01"})
 #: Exit code of a worker that overran its shutdown bound (distinct from Faust's own codes).
@@ -113,13 +114,16 @@ class StreamWorker:
         return await asyncio.get_running_loop().run_in_executor(self._db, _timed, self.metrics, operation, fn, *args)
 
     async def _retrying(self, operation: str, step: Callable[[], Awaitable[Any]]) -> Any:
-        delay = RETRY_FIRST_S
+        delay, races = RETRY_FIRST_S, 0
         while True:
             try:
                 result = await step()
             except SQLAlchemyError as exc:
                 cause = type(getattr(exc, "orig", None) or exc).__name__
-                if is_conflict(exc):
+                races += 1
+                # A race that keeps being lost is no race (a constraint the code breaks every
+                # time, say): from then on it is retried with backoff and logged as a failure.
+                if is_conflict(exc) and races <= MAX_QUICK_RACES:
                     # Another worker changed the same learners first: redo the batch on what it
                     # committed, soon (jittered so two workers do not collide again in step).
                     log.info("database step %s lost a race with another worker (%s); retrying", operation, cause,
