@@ -21,7 +21,7 @@ from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
 from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decision
 from bridge.core.events import CanonicalEvent
-from bridge.core.identity import AccountKey, Evidence, EvidenceItem, Sighting, cluster
+from bridge.core.identity import AccountKey, Evidence, EvidenceItem, Placement, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DeadLetter, record_id_for
 from bridge.errors import BadInput
@@ -118,6 +118,9 @@ class _Touched:
     sightings: dict[AccountKey, Sighting] = field(default_factory=dict)
     #: The version each touched learner's identity gets if it changed (its component's size).
     identity_versions: dict[str, int] = field(default_factory=dict)
+    #: Where each account of the resolved group belongs now, and its facts with their course keys.
+    placements: dict[AccountKey, Placement] = field(default_factory=dict)
+    facts: dict[AccountKey, list[tuple[str, CreditFact]]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -246,9 +249,11 @@ class Pipeline:
         links, rejected = registry.decisions_for(group)
         outcome = cluster(evidence, links, rejected)
         before = registry.placements(group)
-        facts_by_account = registry.course_keys_of(
-            [k for k, p in outcome.placements.items() if before.get(k) != p or k in touched.accounts]
-        )
+        # The group holds every account of every learner it touches: one read serves the record
+        # keys to refresh, the identity versions and the records' facts.
+        touched.facts = registry.facts_of_accounts(group)
+        touched.placements = outcome.placements
+        facts_by_account = {k: {course for course, _ in facts} for k, facts in touched.facts.items()}
 
         new_ids = {p.learner_id for p in outcome.placements.values()}
         registry.ensure_live_learners(new_ids)
@@ -282,7 +287,7 @@ class Pipeline:
                 touched.learners.add(changed)
             result.identity["merge"] += 1
 
-        touched.identity_versions.update(self._identity_versions(registry, group, links, rejected, outcome, before))
+        touched.identity_versions.update(self._identity_versions(touched.facts, links, rejected, outcome, before))
 
         for review in outcome.reviews:
             seen = touched.sightings.get(review.account) or evidence[review.account].first
@@ -290,14 +295,13 @@ class Pipeline:
                 result.reviews += 1
 
     @staticmethod
-    def _identity_versions(registry, group, links, rejected, outcome, before) -> dict[str, int]:
+    def _identity_versions(facts, links, rejected, outcome, before) -> dict[str, int]:
         """Each learner's identity version: how many events and operator decisions its evidence
         component holds. Components only grow, and only a new event or decision can change an
         identity, so this rises with every change and does not depend on order or batching."""
-        events = registry.fact_counts(group)
         size: dict[AccountKey, int] = {}
         for key, root in outcome.components.items():
-            size[root] = size.get(root, 0) + events.get(key, 0) + (key in rejected)
+            size[root] = size.get(root, 0) + len(facts.get(key, ())) + (key in rejected)
         for link in links:
             if link.account in outcome.components:
                 size[outcome.components[link.account]] += 1
@@ -312,8 +316,12 @@ class Pipeline:
 
     def _refresh(self, registry: Registry, touched: _Touched, result: BatchResult) -> None:
         live = registry.live({learner for learner, _ in touched.records})
-        wanted = {pair for pair in touched.records if pair[0] in live}
-        facts = registry.facts_for_records(wanted)
+        facts: dict[tuple[str, str], list] = {}
+        for key, placement in touched.placements.items():
+            if placement.learner_id in live:
+                for course_key, fact in touched.facts.get(key, ()):
+                    if (placement.learner_id, course_key) in touched.records:
+                        facts.setdefault((placement.learner_id, course_key), []).append(fact)
         states = [
             derive_record(learner_id, course_key, facts[(learner_id, course_key)], self.hours_per_credit)
             for learner_id, course_key in sorted(facts)

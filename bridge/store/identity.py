@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.identity import (
@@ -333,17 +333,6 @@ class IdentityRepository(Repository):
             self.conn.execute(_NEW_IDENTITY, changes)
             self.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
         return len(changes)
-
-    def fact_counts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
-        """How many events of each account were processed."""
-        f = t.credit_facts.c
-        counts: dict[AccountKey, int] = {}
-        for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
-            for r in self.conn.execute(
-                select(f.platform, f.account, func.count()).where(pairs_in(f.platform, f.account, chunk)).group_by(f.platform, f.account)
-            ):
-                counts[AccountKey(r.platform, r.account)] = r[2]
-        return counts
 
     def record_decision(self, decision: OperatorDecision) -> bool:
         """Store a decision once; returns False for a redelivered one."""

@@ -35,17 +35,14 @@ class LedgerRepository(Repository):
         if rows:
             self.conn.execute(insert(t.credit_facts), rows)
 
-    def course_keys_of(self, keys: Iterable[AccountKey]) -> dict[AccountKey, set[str]]:
-        """The course keys each account has facts for."""
-        result: dict[AccountKey, set[str]] = {}
+    def facts_of_accounts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, list[tuple[str, CreditFact]]]:
+        """Every fact of these accounts with its course key (one query per chunk of accounts)."""
+        f = t.credit_facts.c
+        found: dict[AccountKey, list[tuple[str, CreditFact]]] = {}
         for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
-            for r in self.conn.execute(
-                select(t.credit_facts.c.platform, t.credit_facts.c.account, t.credit_facts.c.course_key)
-                .where(pairs_in(t.credit_facts.c.platform, t.credit_facts.c.account, chunk))
-                .distinct()
-            ):
-                result.setdefault(AccountKey(r.platform, r.account), set()).add(r.course_key)
-        return result
+            for r in self.conn.execute(select(t.credit_facts).where(pairs_in(f.platform, f.account, chunk))):
+                found.setdefault(AccountKey(r.platform, r.account), []).append((r.course_key, _fact(r)))
+        return found
 
     def facts_for(self, learner_id: str, course_key: str) -> list[CreditFact]:
         """The facts of a learner's record: those of all the learner's accounts for the course."""
@@ -64,20 +61,7 @@ class LedgerRepository(Repository):
             for r in rows:
                 key = (r.learner_id, r.course_key)
                 if key in wanted:
-                    found.setdefault(key, []).append(
-                        CreditFact(
-                            platform=Platform(r.platform),
-                            account=r.account,
-                            event_id=r.event_id,
-                            kind=EventKind(r.kind),
-                            occurred_at=as_utc(r.occurred_at),
-                            course_id=r.course_id,
-                            hours=r.hours,
-                            platform_credits=r.platform_credits,
-                            passed=r.passed,
-                            score=r.score,
-                        )
-                    )
+                    found.setdefault(key, []).append(_fact(r))
         return found
 
     def save_record(self, state: RecordState) -> bool:
@@ -134,6 +118,21 @@ class LedgerRepository(Repository):
         """Note data-quality problems of new events (one statement)."""
         if rows:
             self.conn.execute(insert(t.data_quality), rows)
+
+
+def _fact(r) -> CreditFact:
+    return CreditFact(
+        platform=Platform(r.platform),
+        account=r.account,
+        event_id=r.event_id,
+        kind=EventKind(r.kind),
+        occurred_at=as_utc(r.occurred_at),
+        course_id=r.course_id,
+        hours=r.hours,
+        platform_credits=r.platform_credits,
+        passed=r.passed,
+        score=r.score,
+    )
 
 
 def fact_row(fact: CreditFact, course_key: str, topic: str, partition: int, offset: int) -> dict[str, object]:
