@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Index, Table, func, insert, inspect, select
+from sqlalchemy import Connection, Engine, Index, MetaData, Table, func, insert, inspect, select
 
 from bench.synthetic import MAX_LEARNERS, SyntheticLearner, history, synthetic_learner
 from bridge.core.courses import CourseKeys, load_equivalences
@@ -288,11 +288,15 @@ def _is_empty(conn: Connection) -> bool:
 def _drop_indexes(conn: Connection) -> list[Index]:
     """Drop the loaded tables' secondary indexes; return them as they were, to create again."""
     dropped = []
+    # The Index objects go on copies of the tables: on the real ones they would join the shared
+    # metadata, and every later create_all() would try to build each index twice.
+    scratch = MetaData()
     with conn.begin():
         inspector = inspect(conn)
         for table, _ in TABLES:
+            copy = table.to_metadata(scratch)
             for found in inspector.get_indexes(table.name):
-                index = Index(found["name"], *(table.c[c] for c in found["column_names"]), unique=found["unique"])
+                index = Index(f"{found['name']}", *(copy.c[c] for c in found["column_names"]), unique=found["unique"])
                 index.drop(conn)
                 dropped.append(index)
     return dropped
