@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 POSTGRES_ENV = "BRIDGE_TEST_POSTGRES_URL"
@@ -50,3 +50,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'bridge.db'}"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on an empty database of each backend, migrated to the newest schema."""
+    from bridge.store.engine import build_engine, upgrade
+
+    engine = build_engine(database_url)
+    upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -7,7 +7,6 @@ identity) resolve to the preloaded learners.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -31,16 +30,6 @@ from tests.factories import encode, ou_event, union_event
 KEY = Pseudonymiser.from_secret("bench-loader-suite-key-0123456789abcdef")
 COURSE_KEYS = parse_equivalences("course_key,platform,course_id\n" + "\n".join(",".join(row) for row in EQUIVALENCES))
 LEARNERS = 60
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = build_engine(database_url)
-    upgrade(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 ROTATING = Pseudonymiser.from_secret("bench-new-key-0123456789abcdef0123", previous=(

@@ -11,7 +11,7 @@ import base64
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,16 +48,6 @@ def day(n: int) -> datetime:
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = build_engine(database_url)
-    upgrade(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def make_pipeline(engine: Engine, *, parsers=None, course_keys: CourseKeys | None = None) -> Pipeline:
