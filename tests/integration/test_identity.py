@@ -190,3 +190,26 @@ def test_production_profile_refuses_the_development_key(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-m", "bridge", "worker"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "BRIDGE_PSEUDONYM_KEY" in done.stderr
+
+
+def test_an_operator_rejection_keeps_the_account_apart(bridge: Bridge, monkeypatch) -> None:
+    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
+    bridge.send(OU, "S2", ou_with_doc("o-2", "S2", D2, course="NOU-09000"))
+    bridge.send(UNION, "GH1", union_docless("u-1", "GH1", minutes=5))
+    bridge.start_worker()
+    bridge.settle()
+    (review,) = bridge.reviews()
+    for name, value in bridge.env().items():
+        if name.startswith("BRIDGE_"):
+            monkeypatch.setenv(name, value)
+    assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-3", "--note", "different people"]) == 0
+    bridge.settle()
+
+    assert [r["status"] for r in bridge.reviews() if r["review_id"] == review["review_id"]][-1] == "rejected"
+    # The account shows up again: it still links nowhere and no new review is raised.
+    bridge.send(UNION, "GH1", union_docless("u-2", "GH1", minutes=60))
+    bridge.settle()
+    gh1 = learner_of(bridge, "union", "GH1")
+    assert gh1["learner_id"] == learner_id_for("union", "GH1") and len(gh1["accounts"]) == 1
+    assert bridge_cli(["review", "list"]) == 0
+    assert len(bridge.reviews()) == 2  # the item, then its decided status: no new question
