@@ -38,6 +38,13 @@ def learner_of(bridge: Bridge, platform: str, account: str) -> dict:
     return learner
 
 
+def operate_on(bridge: Bridge, monkeypatch) -> None:
+    """Point the operator commands (run in this process) at the bridge's broker and database."""
+    for name, value in bridge.env().items():
+        if name.startswith("BRIDGE_"):
+            monkeypatch.setenv(name, value)
+
+
 def method_of(learner: dict, account: str) -> str:
     return next(link["method"] for link in learner["links"] if link["account"] == account)
 
@@ -74,9 +81,7 @@ def test_ambiguous_match_is_reviewed_then_settled_by_an_operator(bridge: Bridge,
     assert review["kind"] == "ambiguous_match" and review["account"] == {"platform": "union", "account": "GH1"}
     assert review["candidates"] == sorted([learner_id_for("ou", "S1"), learner_id_for("ou", "S2")])
 
-    for name, value in bridge.env().items():
-        if name.startswith("BRIDGE_"):
-            monkeypatch.setenv(name, value)
+    operate_on(bridge, monkeypatch)
     chosen = learner_id_for("ou", "S2")
     assert bridge_cli(["review", "link", review["review_id"], "--learner", chosen, "--by", "op-17"]) == 0
     bridge.settle()
@@ -170,9 +175,7 @@ def test_explain_shows_why_without_personal_data(bridge: Bridge, monkeypatch, ca
     bridge.send(UNION, "GH1", encode(union_event("u-1", member_no="GH1", id_card=D1.lower(), when=T0)))
     bridge.start_worker()
     bridge.settle()
-    for name, value in bridge.env().items():
-        if name.startswith("BRIDGE_"):
-            monkeypatch.setenv(name, value)
+    operate_on(bridge, monkeypatch)
     capsys.readouterr()
     assert bridge_cli(["explain", "union:GH1"]) == 0
     text = capsys.readouterr().out
@@ -199,9 +202,7 @@ def test_an_operator_rejection_keeps_the_account_apart(bridge: Bridge, monkeypat
     bridge.start_worker()
     bridge.settle()
     (review,) = bridge.reviews()
-    for name, value in bridge.env().items():
-        if name.startswith("BRIDGE_"):
-            monkeypatch.setenv(name, value)
+    operate_on(bridge, monkeypatch)
     assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-3", "--note", "different people"]) == 0
     bridge.settle()
 
