@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from bench.passthrough import SOURCE_HEADER, parse_source
 from bench.report import Result, percentile
 from bench.workload import Workload, event_key
 from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port
+from bridge.broker import EmbeddedBroker, free_port, stop_process
 from bridge.errors import BridgeError
 from bridge.settings import Settings
 from bridge.simulate import SimMessage
@@ -103,13 +102,7 @@ class Process:
             raise BenchError(f"the system under test exited with code {self.popen.returncode}; see {self.log_path}")
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        stop_process(self.popen, timeout_s)
 
 
 def _base_env(settings: Settings) -> dict[str, str]:

@@ -249,12 +249,7 @@ class EmbeddedBroker:
             if self._paused:
                 # A stopped process keeps SIGTERM pending until it runs again.
                 process.send_signal(signal.SIGCONT)
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout)
         self._paused = False
         if self._log is not None:
             self._log.close()
@@ -316,6 +311,18 @@ def _parent_death_signal() -> Callable[[], None] | None:
             os.kill(os.getpid(), kill)
 
     return arm
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if the process has not exited after ``timeout`` seconds; its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def _kill(process: subprocess.Popen[bytes], log_dir: Path | None) -> None:

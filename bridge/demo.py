@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from bridge import simulate
 from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port
+from bridge.broker import EmbeddedBroker, free_port, stop_process
 from bridge.errors import BridgeError
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
@@ -111,14 +110,7 @@ class WorkerProcess:
             )
 
     def stop(self, timeout_s: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout_s)
 
 
 def wait_until_consumed(
