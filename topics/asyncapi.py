@@ -12,7 +12,6 @@ JSON, not YAML: JSON is valid AsyncAPI, and it needs no YAML library.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from topics.catalogue import OUTPUT_TOPICS, TopicSpec
-from topics.schemas import build_schema, schema_filename
+from topics.schemas import build_schema, generator_main, schema_filename
 
 ASYNCAPI_VERSION = "3.0.0"
 #: Version of the published contract (the ``.v1`` topics). Raise the minor version when a field is
@@ -132,19 +131,14 @@ def drift(path: Path | str = DOCUMENT_PATH) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: regenerate the document, or with ``--check`` report drift (exit 1)."""
-    parser = argparse.ArgumentParser(prog="python -m topics.asyncapi", description=__doc__)
-    parser.add_argument("path", nargs="?", type=Path, default=DOCUMENT_PATH)
-    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
-    args = parser.parse_args(argv)
-    if args.check:
-        problems = drift(args.path)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print("run `python -m topics.asyncapi` to regenerate", file=sys.stderr)
-        return 1 if problems else 0
-    print(write_document(args.path))
-    return 0
+    return generator_main(
+        argv,
+        prog="topics.asyncapi",
+        description=__doc__,
+        default=DOCUMENT_PATH,
+        drift=drift,
+        write=lambda path: [write_document(path)],
+    )
 
 
 def _channel_id(spec: TopicSpec) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,22 +96,38 @@ def drift(directory: Path | str = SCHEMA_DIR) -> list[str]:
     return problems
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: regenerate the schema files, or with ``--check`` report drift (exit 1)."""
-    parser = argparse.ArgumentParser(prog="python -m topics.schemas", description=__doc__)
-    parser.add_argument("directory", nargs="?", type=Path, default=SCHEMA_DIR)
+def generator_main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str | None,
+    default: Path,
+    drift: Callable[[Path], list[str]],
+    write: Callable[[Path], Iterable[Path]],
+) -> int:
+    """The command line of a file generated from the catalogue: regenerate it, or with ``--check``
+    report drift (exit 1)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
+    parser.add_argument("target", nargs="?", type=Path, default=default)
     parser.add_argument("--check", action="store_true", help="report drift, write nothing")
     args = parser.parse_args(argv)
     if args.check:
-        problems = drift(args.directory)
+        problems = drift(args.target)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
-            print("run `python -m topics.schemas` to regenerate", file=sys.stderr)
+            print(f"run `python -m {prog}` to regenerate", file=sys.stderr)
         return 1 if problems else 0
-    for path in write_schemas(args.directory):
+    for path in write(args.target):
         print(path)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: regenerate the schema files, or with ``--check`` report drift (exit 1)."""
+    return generator_main(
+        argv, prog="topics.schemas", description=__doc__, default=SCHEMA_DIR, drift=drift, write=write_schemas
+    )
 
 
 def _description(spec: TopicSpec) -> str:
