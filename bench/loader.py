@@ -41,6 +41,7 @@ from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import AccountRef, LearnerIdentity, Link, record_id_for
 from bridge.simulate import OU_TOPIC, UNION_TOPIC
 from bridge.store import schema as t
+from bridge.store.identity import published_identity
 
 #: Learners generated and written per transaction. 10,000 keeps a chunk's rows (~80,000) to a
 #: few tens of MB while making the per-transaction overhead negligible.
@@ -48,14 +49,14 @@ CHUNK = 10_000
 #: Partitions the facts claim to come from (the catalogue default).
 PARTITIONS = 6
 
-LEARNER_COLUMNS = ("learner_id", "merged_into", "version", "state")
+LEARNER_COLUMNS = ("learner_id", "merged_into", "version", "state", "value")
 ACCOUNT_COLUMNS = ("platform", "account", "learner_id", "method", "linked_at", "event_id", "first_at", "first_event_id")
 EVIDENCE_COLUMNS = ("platform", "account", "kind", "digest", "key_id", "first_at", "first_event_id")
 FACT_COLUMNS = (
     "platform", "event_id", "account", "course_key", "course_id", "kind", "occurred_at",
     "hours", "platform_credits", "passed", "score", "topic", "partition", "offset",
 )
-RECORD_COLUMNS = ("record_id", "learner_id", "course_key", "version", "retired", "state", "status", "credits")
+RECORD_COLUMNS = ("record_id", "learner_id", "course_key", "version", "retired", "value", "status", "credits")
 #: Tables in insertion order with the columns each row tuple holds.
 TABLES: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (t.learners, LEARNER_COLUMNS),
@@ -157,14 +158,15 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
         version=1,
     )
     # An identity's version is the number of events of its evidence component: all of its events.
-    by_table[t.learners.name].append((learner_id, None, len(events), identity.model_dump_json(exclude={"version"})))
+    state = identity.model_dump_json(exclude={"version"})
+    by_table[t.learners.name].append((learner_id, None, len(events), state, published_identity(state, len(events))))
 
     for course_key, facts in facts_by_course.items():
         state = derive_record(learner_id, course_key, facts, hours_per_credit)
         # A record's version is the number of events behind it.
         by_table[t.credit_records.name].append(
             (record_id_for(learner_id, course_key), learner_id, course_key, len(facts), False,
-             state.model_dump_json(), state.status.value, state.credits)
+             state.to_record(len(facts)).model_dump_json(), state.status.value, state.credits)
         )
 
 

@@ -118,9 +118,11 @@ class _Touched:
     sightings: dict[AccountKey, Sighting] = field(default_factory=dict)
     #: The version each touched learner's identity gets if it changed (its component's size).
     identity_versions: dict[str, int] = field(default_factory=dict)
-    #: Where each account of the resolved group belongs now, and its facts with their course keys.
+    #: The course keys of each account's new facts in this batch.
+    new_courses: dict[AccountKey, set[str]] = field(default_factory=dict)
+    #: Where each account of the resolved group belongs now, and its fact count per course key.
     placements: dict[AccountKey, Placement] = field(default_factory=dict)
-    facts: dict[AccountKey, list[tuple[str, CreditFact]]] = field(default_factory=dict)
+    courses: dict[AccountKey, dict[str, int]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -224,6 +226,7 @@ class Pipeline:
             writes.problems.append({"platform": account.platform, "event_id": event.event_id, "reason": evidence.document_problem})
         writes.facts.append(fact)
         touched.accounts.add(account)
+        touched.new_courses.setdefault(account, set()).add(course_key)
         touched.sightings.setdefault(account, seen)
         return evidence.document_problem
 
@@ -244,16 +247,13 @@ class Pipeline:
         """Re-partition every account connected to what the batch touched (CONTRACT §3)."""
         if not touched.accounts:
             return
-        group = registry.component(touched.accounts)
-        evidence = registry.load_evidence(group)
-        links, rejected = registry.decisions_for(group)
+        group = registry.group(touched.accounts)
+        evidence, links, rejected, before = group.evidence, group.links, group.rejected, group.placements
         outcome = cluster(evidence, links, rejected)
-        before = registry.placements(group)
-        # The group holds every account of every learner it touches: one read serves the record
-        # keys to refresh, the identity versions and the records' facts.
-        touched.facts = registry.facts_of_accounts(group)
+        # The group holds every account of every learner it touches: one count serves the record
+        # keys to refresh and the identity versions; facts are read only for the records that change.
+        touched.courses = registry.course_counts(group.keys)
         touched.placements = outcome.placements
-        facts_by_account = {k: {course for course, _ in facts} for k, facts in touched.facts.items()}
 
         new_ids = {p.learner_id for p in outcome.placements.values()}
         registry.ensure_live_learners(new_ids)
@@ -264,16 +264,17 @@ class Pipeline:
             if old is None or old.learner_id != placement.learner_id:
                 result.identity[placement.method.value] += 1
             touched.learners.add(placement.learner_id)
-            for course_key in facts_by_account.get(key, ()):
+            for course_key in touched.courses.get(key, ()):
                 touched.records.add((placement.learner_id, course_key))
                 if old is not None:
                     touched.records.add((old.learner_id, course_key))
             if old is not None:
                 touched.learners.add(old.learner_id)
-        for key in touched.accounts & outcome.placements.keys():
-            placement = outcome.placements[key]
-            for course_key in facts_by_account.get(key, ()):
-                touched.records.add((placement.learner_id, course_key))
+        # An account that stays where it was changes only the records of its new facts' courses.
+        for key, courses in touched.new_courses.items():
+            placement = outcome.placements.get(key)
+            if placement is not None:
+                touched.records.update((placement.learner_id, course_key) for course_key in courses)
         # Every live learner of a component that grew gets its new version.
         touched.learners.update(new_ids)
 
@@ -287,7 +288,7 @@ class Pipeline:
                 touched.learners.add(changed)
             result.identity["merge"] += 1
 
-        touched.identity_versions.update(self._identity_versions(touched.facts, links, rejected, outcome, before))
+        touched.identity_versions.update(self._identity_versions(touched.courses, links, rejected, outcome, before))
 
         for review in outcome.reviews:
             seen = touched.sightings.get(review.account) or evidence[review.account].first
@@ -295,13 +296,13 @@ class Pipeline:
                 result.reviews += 1
 
     @staticmethod
-    def _identity_versions(facts, links, rejected, outcome, before) -> dict[str, int]:
+    def _identity_versions(courses, links, rejected, outcome, before) -> dict[str, int]:
         """Each learner's identity version: how many events and operator decisions its evidence
         component holds. Components only grow, and only a new event or decision can change an
         identity, so this rises with every change and does not depend on order or batching."""
         size: dict[AccountKey, int] = {}
         for key, root in outcome.components.items():
-            size[root] = size.get(root, 0) + len(facts.get(key, ())) + (key in rejected)
+            size[root] = size.get(root, 0) + sum(courses.get(key, {}).values()) + (key in rejected)
         for link in links:
             if link.account in outcome.components:
                 size[outcome.components[link.account]] += 1
@@ -316,12 +317,18 @@ class Pipeline:
 
     def _refresh(self, registry: Registry, touched: _Touched, result: BatchResult) -> None:
         live = registry.live({learner for learner, _ in touched.records})
-        facts: dict[tuple[str, str], list] = {}
+        # Each changed record of a live learner needs the facts of that learner's accounts for its course.
+        need: dict[AccountKey, set[str]] = {}
         for key, placement in touched.placements.items():
             if placement.learner_id in live:
-                for course_key, fact in touched.facts.get(key, ()):
-                    if (placement.learner_id, course_key) in touched.records:
-                        facts.setdefault((placement.learner_id, course_key), []).append(fact)
+                wanted = {c for c in touched.courses.get(key, ()) if (placement.learner_id, c) in touched.records}
+                if wanted:
+                    need[key] = wanted
+        facts: dict[tuple[str, str], list] = {}
+        for key, found in registry.facts_of(need).items():
+            learner_id = touched.placements[key].learner_id
+            for course_key, fact in found:
+                facts.setdefault((learner_id, course_key), []).append(fact)
         states = [
             derive_record(learner_id, course_key, facts[(learner_id, course_key)], self.hours_per_credit)
             for learner_id, course_key in sorted(facts)

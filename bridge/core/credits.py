@@ -74,9 +74,17 @@ class RecordState(BaseModel):
         """The published record at ``version``."""
         return CreditRecord(
             record_id=self.record_id,
-            version=version,
-            **self.model_dump(exclude={"sources"}),
+            learner_id=self.learner_id,
+            course_key=self.course_key,
+            status=self.status,
+            credits=self.credits,
+            hours=self.hours,
+            score=self.score,
+            enrolled_at=self.enrolled_at,
+            completed_at=self.completed_at,
             sources=list(self.sources),
+            version=version,
+            rule=self.rule,
         )
 
 

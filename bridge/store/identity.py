@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
@@ -64,8 +65,34 @@ _PLACE = (
 _NEW_IDENTITY = (
     update(t.learners)
     .where(t.learners.c.learner_id == bindparam("b_learner"))
-    .values(state=bindparam("b_state"), version=bindparam("b_version"))
+    .values(state=bindparam("b_state"), version=bindparam("b_version"), value=bindparam("b_value"))
 )
+
+
+_OTHER_EVIDENCE = t.evidence.alias("other")
+_OTHER_ACCOUNT = t.accounts.alias("other")
+
+
+def _sharing_digest(refs):
+    """The accounts, other than ``refs``' own, holding a digest that one of ``refs`` holds."""
+    mine, other = t.evidence, _OTHER_EVIDENCE
+    return (
+        select(other.c.platform, other.c.account)
+        .join_from(mine, other, (other.c.kind == mine.c.kind) & (other.c.digest == mine.c.digest))
+        .where(_evidence_account_in(refs), (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account))
+        .distinct()
+    )
+
+
+def _sharing_learner(refs):
+    """The accounts, other than ``refs``' own, placed with the learner of one of ``refs``."""
+    mine, other = t.accounts, _OTHER_ACCOUNT
+    return (
+        select(other.c.platform, other.c.account)
+        .join_from(mine, other, other.c.learner_id == mine.c.learner_id)
+        .where(_account_in(refs), (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account))
+        .distinct()
+    )
 
 
 def _decision_touches(refs):
@@ -75,6 +102,18 @@ def _decision_touches(refs):
 
 def _keys(rows: Iterable) -> set[AccountKey]:
     return {AccountKey(r.platform, r.account) for r in rows}
+
+
+@dataclass
+class Group:
+    """A closed group of accounts as stored: what :func:`bridge.core.identity.cluster` partitions."""
+
+    keys: set[AccountKey]
+    #: Accounts that have a row (those only named by a decision are left out).
+    evidence: dict[AccountKey, AccountEvidence] = field(default_factory=dict)
+    placements: dict[AccountKey, Placement | None] = field(default_factory=dict)
+    links: list[OperatorLink] = field(default_factory=list)
+    rejected: set[AccountKey] = field(default_factory=set)
 
 
 class IdentityRepository(Repository):
@@ -124,97 +163,64 @@ class IdentityRepository(Repository):
         if earlier:
             self.conn.execute(_EARLIER_EVIDENCE, earlier)
 
-    def component(self, seeds: Iterable[AccountKey]) -> set[AccountKey]:
-        """Every account that shares evidence, a learner or a decision with the seeds, transitively."""
-        known = set(seeds)
-        frontier = sorted(known)
+    def group(self, seeds: Iterable[AccountKey]) -> Group:
+        """Every account that shares evidence, a learner or a decision with the seeds, transitively,
+        with everything re-resolution needs of them.
+
+        Each account's own rows (account, evidence, decisions) are read once, when the closure
+        reaches it; two more queries per round find the accounts sharing its digests or learners.
+        """
+        snap = Group(keys=set(seeds))
+        decisions: dict[str, Any] = {}
+        frontier = sorted(snap.keys)
         while frontier:
             found: set[AccountKey] = set()
             for chunk in chunks(frontier):
                 refs = [(k.platform, k.account) for k in chunk]
-                digests = self.conn.execute(
-                    select(t.evidence.c.kind, t.evidence.c.digest).where(_evidence_account_in(refs)).distinct()
-                ).all()
-                for dchunk in chunks([tuple(d) for d in digests]):
-                    found |= _keys(
-                        self.conn.execute(
-                            select(t.evidence.c.platform, t.evidence.c.account).where(_evidence_digest_in(dchunk))
-                        )
+                learners: set[str] = set()
+                for r in self.conn.execute(select(t.accounts).where(_account_in(refs))):
+                    key = AccountKey(r.platform, r.account)
+                    snap.evidence[key] = AccountEvidence(key, Sighting(as_utc(r.first_at), r.first_event_id))
+                    snap.placements[key] = (
+                        Placement(r.learner_id, LinkMethod(r.method), as_utc(r.linked_at), r.event_id)
+                        if r.learner_id
+                        else None
                     )
-                learners = self.conn.execute(
-                    select(t.accounts.c.learner_id).where(_account_in(refs), t.accounts.c.learner_id.is_not(None)).distinct()
-                ).scalars().all()
-                for lchunk in chunks(learners):
-                    found |= _keys(
-                        self.conn.execute(
-                            select(t.accounts.c.platform, t.accounts.c.account).where(t.accounts.c.learner_id.in_(lchunk))
-                        )
-                    )
-                d = t.decisions.c
-                for r in self.conn.execute(
-                    select(d.platform, d.account, d.anchor_platform, d.anchor_account).where(
-                        _decision_touches(refs)
-                    )
-                ):
+                    if r.learner_id:
+                        learners.add(r.learner_id)
+                for r in self.conn.execute(select(t.evidence).where(_evidence_account_in(refs))):
+                    ev = snap.evidence.get(AccountKey(r.platform, r.account))
+                    if ev is None:
+                        continue
+                    seen = Sighting(as_utc(r.first_at), r.first_event_id)
+                    if r.kind == NAME_MOBILE:
+                        ev.name_mobile[r.digest] = seen
+                    else:
+                        ev.documents[(r.kind, r.digest)] = seen
+                        ev.document_keys[(r.kind, r.digest)] = r.key_id
+                # The other accounts sharing a digest or a learner with the chunk (the database
+                # joins, so only the other accounts come back).
+                found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_digest(refs)))
+                if learners:
+                    found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs)))
+                for r in self.conn.execute(select(t.decisions).where(_decision_touches(refs))):
+                    decisions[r.decision_id] = r
                     found.add(AccountKey(r.platform, r.account))
                     if r.anchor_platform:
                         found.add(AccountKey(r.anchor_platform, r.anchor_account))
-            frontier = sorted(found - known)
-            known |= found
-        return known
-
-    def load_evidence(self, keys: Iterable[AccountKey]) -> dict[AccountKey, AccountEvidence]:
-        """Everything known of these accounts (those without a row are left out)."""
-        refs = sorted((k.platform, k.account) for k in keys)
-        result: dict[AccountKey, AccountEvidence] = {}
-        for chunk in chunks(refs):
-            for r in self.conn.execute(
-                select(t.accounts.c.platform, t.accounts.c.account, t.accounts.c.first_at, t.accounts.c.first_event_id).where(
-                    _account_in(chunk)
+            frontier = sorted(found - snap.keys)
+            snap.keys |= found
+        links = []
+        for r in decisions.values():
+            account = AccountKey(r.platform, r.account)
+            if r.action == DecisionAction.LINK.value:
+                links.append(
+                    OperatorLink(r.decision_id, account, AccountKey(r.anchor_platform, r.anchor_account), as_utc(r.decided_at))
                 )
-            ):
-                key = AccountKey(r.platform, r.account)
-                result[key] = AccountEvidence(key, Sighting(as_utc(r.first_at), r.first_event_id))
-            for r in self.conn.execute(select(t.evidence).where(_evidence_account_in(chunk))):
-                ev = result.get(AccountKey(r.platform, r.account))
-                if ev is None:
-                    continue
-                seen = Sighting(as_utc(r.first_at), r.first_event_id)
-                if r.kind == NAME_MOBILE:
-                    ev.name_mobile[r.digest] = seen
-                else:
-                    ev.documents[(r.kind, r.digest)] = seen
-                    ev.document_keys[(r.kind, r.digest)] = r.key_id
-        return result
-
-    def placements(self, keys: Iterable[AccountKey]) -> dict[AccountKey, Placement | None]:
-        refs = sorted((k.platform, k.account) for k in keys)
-        result: dict[AccountKey, Placement | None] = {}
-        for chunk in chunks(refs):
-            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk))):
-                key = AccountKey(r.platform, r.account)
-                result[key] = (
-                    Placement(r.learner_id, LinkMethod(r.method), as_utc(r.linked_at), r.event_id)
-                    if r.learner_id
-                    else None
-                )
-        return result
-
-    def decisions_for(self, keys: Iterable[AccountKey]) -> tuple[list[OperatorLink], set[AccountKey]]:
-        """Operator links touching these accounts, and the accounts whose match was rejected."""
-        refs = sorted((k.platform, k.account) for k in keys)
-        links, rejected = [], set()
-        for chunk in chunks(refs):
-            for r in self.conn.execute(select(t.decisions).where(_decision_touches(chunk))):
-                account = AccountKey(r.platform, r.account)
-                if r.action == DecisionAction.LINK.value:
-                    links.append(
-                        OperatorLink(r.decision_id, account, AccountKey(r.anchor_platform, r.anchor_account), as_utc(r.decided_at))
-                    )
-                else:
-                    rejected.add(account)
-        unique = {link.decision_id: link for link in links}
-        return sorted(unique.values(), key=lambda l: (l.at, l.decision_id)), rejected
+            else:
+                snap.rejected.add(account)
+        snap.links = sorted(links, key=lambda l: (l.at, l.decision_id))
+        return snap
 
     def place(self, placements: Mapping[AccountKey, Placement]) -> None:
         """Move these accounts to their learners, with how and when they were linked (one statement)."""
@@ -328,7 +334,8 @@ class IdentityRepository(Repository):
                 continue
             if version is None or version <= row.version:
                 version = row.version + 1
-            changes.append({"b_learner": learner_id, "b_state": state, "b_version": version})
+            changes.append({"b_learner": learner_id, "b_state": state, "b_version": version,
+                            "b_value": published_identity(state, version)})
         if changes:
             self.conn.execute(_NEW_IDENTITY, changes)
             self.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
@@ -356,6 +363,15 @@ class IdentityRepository(Repository):
             )
         )
         return True
+
+
+def published_identity(state: str, version: int) -> str:
+    """The published identity: its state (the JSON without ``version``) with ``version`` added.
+
+    ``version`` is the last field of :class:`LearnerIdentity`, so this is exactly the model's own
+    ``model_dump_json()``, without building the model a second time.
+    """
+    return f'{state[:-1]},"version":{version}}}'
 
 
 def _identity(learner_id: str, row: Any, links: list[Any], version: int) -> LearnerIdentity:

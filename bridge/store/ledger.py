@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from bridge.core.credits import CreditFact, RecordState
 from bridge.core.events import EventKind, Platform
@@ -12,7 +12,6 @@ from bridge.core.identity import AccountKey
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks, pairs_in
 from topics.catalogue import CREDIT_RECORDS
-
 
 
 class LedgerRepository(Repository):
@@ -35,13 +34,39 @@ class LedgerRepository(Repository):
         if rows:
             self.conn.execute(insert(t.credit_facts), rows)
 
-    def facts_of_accounts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, list[tuple[str, CreditFact]]]:
-        """Every fact of these accounts with its course key (one query per chunk of accounts)."""
+    def course_counts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, dict[str, int]]:
+        """How many facts each of these accounts has per course key (an index-only count).
+
+        Identity versions need only the counts and re-resolution only the courses, so the facts
+        themselves are read for the records that change (:meth:`facts_of`).
+        """
+        f = t.credit_facts.c
+        found: dict[AccountKey, dict[str, int]] = {}
+        for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
+            rows = self.conn.execute(
+                select(f.platform, f.account, f.course_key, func.count())
+                .where(pairs_in(f.platform, f.account, chunk))
+                .group_by(f.platform, f.account, f.course_key)
+            )
+            for platform, account, course_key, count in rows:
+                found.setdefault(AccountKey(platform, account), {})[course_key] = count
+        return found
+
+    def facts_of(self, wanted: Mapping[AccountKey, set[str]]) -> dict[AccountKey, list[tuple[str, CreditFact]]]:
+        """The facts of each account for the wanted course keys, with their course keys."""
         f = t.credit_facts.c
         found: dict[AccountKey, list[tuple[str, CreditFact]]] = {}
-        for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
-            for r in self.conn.execute(select(t.credit_facts).where(pairs_in(f.platform, f.account, chunk))):
-                found.setdefault(AccountKey(r.platform, r.account), []).append((r.course_key, _fact(r)))
+        for chunk in chunks(sorted(wanted)):
+            courses = sorted(set().union(*(wanted[k] for k in chunk)))
+            rows = self.conn.execute(
+                select(*_FACT_COLUMNS).where(
+                    pairs_in(f.platform, f.account, [(k.platform, k.account) for k in chunk]), f.course_key.in_(courses)
+                )
+            )
+            for r in rows:
+                key = AccountKey(r.platform, r.account)
+                if r.course_key in wanted[key]:
+                    found.setdefault(key, []).append((r.course_key, _fact(r)))
         return found
 
     def facts_for(self, learner_id: str, course_key: str) -> list[CreditFact]:
@@ -79,16 +104,20 @@ class LedgerRepository(Repository):
         c = t.credit_records.c
         stored = {}
         for chunk in chunks(sorted(s.record_id for s in states)):
-            for r in self.conn.execute(select(c.record_id, c.version, c.state, c.retired).where(c.record_id.in_(chunk))):
+            for r in self.conn.execute(
+                select(c.record_id, c.version, c.state, c.value, c.retired).where(c.record_id.in_(chunk))
+            ):
                 stored[r.record_id] = r
         new, changed, restart, queue = [], [], [], []
         for state in states:
-            record_id, version, text = state.record_id, len(state.sources), state.model_dump_json()
-            values = {"state": text, "retired": False, "status": state.status.value, "credits": state.credits, "version": version}
+            record_id, version = state.record_id, len(state.sources)
+            text = state.to_record(version).model_dump_json()
+            values = {"value": text, "state": None, "retired": False, "status": state.status.value,
+                      "credits": state.credits, "version": version}
             row = stored.get(record_id)
             if row is None:
                 new.append({"record_id": record_id, "learner_id": state.learner_id, "course_key": state.course_key, **values})
-            elif row.state == text and not row.retired:
+            elif _published_record(row) == text and not row.retired:
                 continue
             else:
                 if not row.retired and version <= row.version:
@@ -118,6 +147,22 @@ class LedgerRepository(Repository):
         """Note data-quality problems of new events (one statement)."""
         if rows:
             self.conn.execute(insert(t.data_quality), rows)
+
+
+def _published_record(row) -> str | None:
+    """A stored record's published JSON; rows from before revision 0002 keep only ``state``."""
+    if row.value is not None:
+        return row.value
+    if row.state is None:
+        return None
+    return RecordState.model_validate_json(row.state).to_record(row.version).model_dump_json()
+
+
+_FACT_COLUMNS = [
+    t.credit_facts.c[name]
+    for name in ("platform", "account", "event_id", "kind", "occurred_at", "course_id", "course_key", "hours",
+                 "platform_credits", "passed", "score")
+]
 
 
 def _fact(r) -> CreditFact:
@@ -159,6 +204,7 @@ _CHANGED_RECORD = (
     .where(t.credit_records.c.record_id == bindparam("b_record"))
     .values(
         state=bindparam("b_state"),
+        value=bindparam("b_value"),
         retired=bindparam("b_retired"),
         status=bindparam("b_status"),
         credits=bindparam("b_credits"),

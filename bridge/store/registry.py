@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import and_, func, select
 
-from bridge.core.credits import RecordState
 from bridge.store import schema as t
 from bridge.store.base import chunks
 from bridge.store.identity import IdentityRepository
-from bridge.store.ledger import LedgerRepository
+from bridge.store.ledger import LedgerRepository, _published_record
 from bridge.store.outbox import OutboxEntry, OutboxRepository
 from bridge.store.reviews import ReviewRepository
 from topics import catalogue
@@ -30,13 +29,22 @@ class Registry(IdentityRepository, LedgerRepository, ReviewRepository, OutboxRep
         records = sorted({k for topic, k in keys if topic == catalogue.CREDIT_RECORDS.name})
         c = t.credit_records.c
         for chunk in chunks(records):
-            for row in self.conn.execute(select(c.record_id, c.state, c.version, c.retired).where(c.record_id.in_(chunk))):
-                values[(catalogue.CREDIT_RECORDS.name, row.record_id)] = (
-                    None if row.retired
-                    else RecordState.model_validate_json(row.state).to_record(row.version).model_dump_json().encode()
-                )
-        learners = [k for topic, k in keys if topic == catalogue.LEARNER_IDENTITIES.name]
-        for learner_id, identity in self.identity_states(learners).items():
+            for row in self.conn.execute(
+                select(c.record_id, c.state, c.value, c.version, c.retired).where(c.record_id.in_(chunk))
+            ):
+                value = None if row.retired else _published_record(row)
+                values[(catalogue.CREDIT_RECORDS.name, row.record_id)] = None if value is None else value.encode()
+        learners = sorted({k for topic, k in keys if topic == catalogue.LEARNER_IDENTITIES.name})
+        rebuild = []
+        for chunk in chunks(learners):
+            for row in self.conn.execute(
+                select(t.learners.c.learner_id, t.learners.c.value).where(t.learners.c.learner_id.in_(chunk))
+            ):
+                if row.value is None:
+                    rebuild.append(row.learner_id)
+                else:
+                    values[(catalogue.LEARNER_IDENTITIES.name, row.learner_id)] = row.value.encode()
+        for learner_id, identity in self.identity_states(rebuild).items():
             values[(catalogue.LEARNER_IDENTITIES.name, learner_id)] = identity.model_dump_json().encode()
         for topic, key in keys:
             if (topic, key) not in values:
@@ -47,10 +55,9 @@ class Registry(IdentityRepository, LedgerRepository, ReviewRepository, OutboxRep
         """The current value of ``key`` on an output topic (``None``: a tombstone)."""
         if topic == catalogue.CREDIT_RECORDS.name:
             c = t.credit_records.c
-            row = self.conn.execute(select(c.state, c.version, c.retired).where(c.record_id == key)).one()
-            if row.retired:
-                return None
-            return RecordState.model_validate_json(row.state).to_record(row.version).model_dump_json().encode()
+            row = self.conn.execute(select(c.state, c.value, c.version, c.retired).where(c.record_id == key)).one()
+            value = None if row.retired else _published_record(row)
+            return None if value is None else value.encode()
         if topic == catalogue.LEARNER_IDENTITIES.name:
             return self.identity_state(key).model_dump_json().encode()
         if topic == catalogue.REVIEW.name:

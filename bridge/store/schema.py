@@ -35,8 +35,10 @@ learners = Table(
     Column("learner_id", String(64), primary_key=True),
     Column("merged_into", String(64), nullable=True, index=True),
     Column("version", Integer, nullable=False),
-    # The published value (JSON text, without version) of the current version.
+    # The identity as published, without its version: what tells whether it changed.
     Column("state", Text, nullable=True),
+    # The published value (JSON text) of the current version, ready to send (revision 0002).
+    Column("value", Text, nullable=True),
 )
 
 accounts = Table(
@@ -113,10 +115,13 @@ credit_records = Table(
     Column("course_key", String(256), nullable=False),
     Column("version", Integer, nullable=False),
     Column("retired", Boolean, nullable=False, default=False),
-    # The published value (JSON text, without version) of the current version.
+    # Before revision 0002: the published value without its version. Read only for rows that
+    # have no ``value`` yet.
     Column("state", Text, nullable=True),
     Column("status", String(16), nullable=True),
     Column("credits", Float, nullable=True),
+    # The published value (JSON text) of the current version, ready to send (revision 0002).
+    Column("value", Text, nullable=True),
 )
 
 review_items = Table(

@@ -7,6 +7,7 @@ migration (or a migration that does not match the model) fails the suite on both
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import pytest
 from alembic import command
@@ -14,8 +15,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, insert, select
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 
+from bridge.core.credits import CreditFact, RecordState, derive_record
+from bridge.core.events import EventKind, Platform
+from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
 from bridge.store import schema as t
+from bridge.store.identity import published_identity
+from bridge.store.registry import Registry
+from topics.catalogue import CREDIT_RECORDS
 from bridge.store.engine import MIGRATIONS, alembic_config, build_engine, current_revision, head_revision, upgrade
 
 TABLES = {table.name for table in t.metadata.sorted_tables}
@@ -80,3 +89,53 @@ def test_downgrade_to_base_and_back(engine: Engine) -> None:
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert _tables(engine) == TABLES | {"alembic_version"}
+
+
+def _record(learner_id: str, event_id: str) -> RecordState:
+    fact = CreditFact(platform=Platform.OU, account="S1", event_id=event_id, kind=EventKind.COMPLETED,
+                      occurred_at=datetime(2024, 3, 1, 8, tzinfo=timezone.utc), course_id="OU1",
+                      platform_credits=2.5, passed=True, score=88.0)
+    return derive_record(learner_id, "ou:OU1", [fact], 16.0)
+
+
+def test_records_written_before_published_values_still_publish_and_compare(engine: Engine) -> None:
+    # A record as revision 0001 stored it: its state without id and version, no ready value.
+    upgrade(engine, "0001")
+    old = _record("lrn_old", "e1")
+    legacy = sa_table("credit_records", *(sa_column(c) for c in
+                      ("record_id", "learner_id", "course_key", "version", "retired", "state", "status", "credits")))
+    with engine.begin() as conn:
+        conn.execute(insert(legacy).values(record_id=old.record_id, learner_id="lrn_old", course_key="ou:OU1",
+                                           version=1, retired=False, state=old.model_dump_json(),
+                                           status="AWARDED", credits=2.5))
+    upgrade(engine)
+    with engine.begin() as conn:
+        registry = Registry(conn)
+        published = registry.published_values([(CREDIT_RECORDS.name, old.record_id)])
+        assert published[(CREDIT_RECORDS.name, old.record_id)] == old.to_record(1).model_dump_json().encode()
+        # The same state again is no change: nothing is queued.
+        assert registry.save_records([old]) == 0
+        assert registry.pending(10) == []
+
+
+def test_downgrade_gives_records_written_since_their_state_back(engine: Engine) -> None:
+    upgrade(engine)
+    new = _record("lrn_new", "e2")
+    with engine.begin() as conn:
+        assert Registry(conn).save_records([new]) == 1
+    command.downgrade(alembic_config(engine), "0001")
+    with engine.connect() as conn:
+        state = conn.exec_driver_sql("SELECT state FROM credit_records").scalar_one()
+    assert RecordState.model_validate_json(state) == new
+
+
+def test_a_ready_identity_value_is_the_models_own_json() -> None:
+    identity = LearnerIdentity(
+        learner_id="lrn_1",
+        accounts=[AccountRef(platform=Platform.UNION, account="U1")],
+        links=[Link(platform=Platform.UNION, account="U1", method=LinkMethod.ACCOUNT,
+                    linked_at=datetime(2024, 1, 2, tzinfo=timezone.utc), event_id="e1")],
+        merged_into=None,
+        version=7,
+    )
+    assert published_identity(identity.model_dump_json(exclude={"version"}), 7) == identity.model_dump_json()

@@ -268,7 +268,7 @@ def test_processing_the_same_batch_twice_changes_nothing(pipeline: Pipeline, fee
     before = snapshot(pipeline.engine)
     records = rows(pipeline.engine, t.credit_records)
     # A record's version is the number of events behind it.
-    assert records and all(r.version == len(json.loads(r.state)["sources"]) for r in records)
+    assert records and all(r.version == len(json.loads(r.value)["sources"]) for r in records)
 
     second = pipeline.process(batch)
     assert second.duplicates == 5
