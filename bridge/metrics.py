@@ -7,6 +7,7 @@ forbidden). Names follow Prometheus conventions: ``_total`` counters, ``_seconds
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -161,8 +162,8 @@ class Metrics:
         """Record what one durable batch did; ``topics`` are its messages' source topics."""
         self.batch_seconds.observe(seconds)
         self.batch_size.observe(len(topics))
-        for topic in topics:
-            self.consumed.labels(topic).inc()
+        for topic, count in collections.Counter(topics).items():
+            self.consumed.labels(topic).inc(count)
         for (platform, event_type), count in result.processed.items():
             self.events.labels(platform, event_type).inc(count)
         self.duplicates.inc(result.duplicates)
@@ -192,9 +193,20 @@ class Metrics:
 
     def on_published(self, topic: str, value: bytes | None) -> None:
         """One message acknowledged by the broker; credit records are counted by status."""
-        self.published.labels(topic).inc()
-        if topic == catalogue.CREDIT_RECORDS.name:
-            self.credit_records.labels(_credit_status(value)).inc()
+        self.on_published_many([(topic, value)])
+
+    def on_published_many(self, messages: Iterable[tuple[str, bytes | None]]) -> None:
+        """Messages acknowledged by the broker, counted once per label."""
+        per_topic: collections.Counter[str] = collections.Counter()
+        per_status: collections.Counter[str] = collections.Counter()
+        for topic, value in messages:
+            per_topic[topic] += 1
+            if topic == catalogue.CREDIT_RECORDS.name:
+                per_status[_credit_status(value)] += 1
+        for topic, count in per_topic.items():
+            self.published.labels(topic).inc(count)
+        for status, count in per_status.items():
+            self.credit_records.labels(status).inc(count)
 
     def observe_db(self, operation: str, seconds: float, *, failed: bool) -> None:
         self.db_seconds.labels(operation).observe(seconds)
@@ -223,13 +235,23 @@ class Metrics:
 _STATUSES = frozenset(s.value for s in CreditStatus)
 
 
+_STATUS_FIELD = b'"status":"'
+
+
 def _credit_status(value: bytes | None) -> str:
     if value is None:
         return TOMBSTONE
-    try:
-        status = json.loads(value)["status"]
-    except (ValueError, KeyError, TypeError):
-        status = None
+    # The bridge's own compact JSON: find the top-level field instead of parsing the whole record
+    # (a quote inside a string value is escaped, so this text cannot occur inside one).
+    start = value.find(_STATUS_FIELD)
+    if start >= 0:
+        start += len(_STATUS_FIELD)
+        status = value[start:value.find(b'"', start)].decode("utf-8", "replace")
+    else:
+        try:
+            status = json.loads(value)["status"]
+        except (ValueError, KeyError, TypeError):
+            status = None
     if status not in _STATUSES:
         # Bounded label values only, whatever reaches the wire.
         log.warning("published a credit record without a known status")

@@ -65,8 +65,8 @@ class Settings(BaseSettings):
         description="Kafka session timeout. Default: 6 s in `dev` (tansu holds each JoinGroup "
         "for half of it), 30 s in `production`.",
     )
-    batch_size: int = Field(default=500, ge=1, description="Events processed per database transaction.")
-    batch_window_s: float = Field(default=0.2, gt=0, description="Longest wait to fill a batch.")
+    batch_size: int = Field(default=2000, ge=1, description="Events processed per database transaction.")
+    batch_window_s: float = Field(default=0.1, gt=0, description="Longest wait to fill a batch.")
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=0,

@@ -194,8 +194,7 @@ class StreamWorker:
             try:
                 acks = [await self.send(topic, key.encode(), value) for topic, key, value in claim.messages]
                 await _acknowledged(acks)
-                for topic, _key, value in claim.messages:
-                    self.metrics.on_published(topic, value)
+                self.metrics.on_published_many((topic, value) for topic, _key, value in claim.messages)
             except BaseException:
                 await self._in_db("outbox_rollback", claim.rollback)
                 raise

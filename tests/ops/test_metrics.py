@@ -132,6 +132,27 @@ def test_published_credit_records_are_counted_by_status() -> None:
     assert value("bridge_messages_published_total", {"topic": catalogue.REVIEW.name}) == 1
 
 
+def test_a_batch_of_compact_records_is_counted_by_status() -> None:
+    metrics, registry = _metrics()
+    records = catalogue.CREDIT_RECORDS.name
+    # What the bridge sends: compact JSON. A quote in a string value is escaped, so a lookalike of
+    # the status field inside one is not read as the status.
+    decoy = json.dumps({"record_id": 'r2"status":"AWARDED', "status": "FAILED"}, separators=(",", ":")).encode()
+    metrics.on_published_many([
+        (records, b'{"record_id":"r1","learner_id":"l1","status":"ENROLLED","credits":0.0}'),
+        (records, decoy),
+        (records, None),
+        (catalogue.LEARNER_IDENTITIES.name, b'{"learner_id":"l1"}'),
+    ])
+    value = registry.get_sample_value
+    assert value("bridge_credit_records_published_total", {"status": "ENROLLED"}) == 1
+    assert value("bridge_credit_records_published_total", {"status": "FAILED"}) == 1
+    assert value("bridge_credit_records_published_total", {"status": "AWARDED"}) == 0
+    assert value("bridge_credit_records_published_total", {"status": TOMBSTONE}) == 1
+    assert value("bridge_messages_published_total", {"topic": records}) == 3
+    assert value("bridge_messages_published_total", {"topic": catalogue.LEARNER_IDENTITIES.name}) == 1
+
+
 def test_lag_series_follow_the_assignment() -> None:
     metrics, registry = _metrics()
     metrics.set_consumer_lag({(UNION, 0): 5, (UNION, 1): 0})
