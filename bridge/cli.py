@@ -40,7 +40,7 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from bridge.bootstrap import build_runtime
-    from bridge.worker import BridgeWorker, build_app
+    from bridge.worker import BridgeWorker, build_app, tune_gc
 
     from bridge.observability import configure_logging
 
@@ -56,6 +56,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             quiet=True,
             redirect_stdouts=False,
         )
+        tune_gc()
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

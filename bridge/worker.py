@@ -11,6 +11,7 @@ Each worker serves ``/metrics``, ``/healthz`` (the event loop and the app's time
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -329,6 +330,21 @@ class _Claim:
             self.conn.rollback()
         finally:
             self.conn.close()
+
+
+#: Python collects its youngest generation every 700 allocations, and every 100th collection walks
+#: the whole heap. A batch allocates hundreds of thousands of short-lived rows and models, so with
+#: the defaults the collector took a quarter of the pipeline's time (measured: 3,600 -> 4,800
+#: events/s in-process). Cycles are rare here: collecting less often costs little memory.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Freeze what start-up built (modules, the app, the engine: never garbage) out of the
+    collector's sight, and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class BridgeWorker(faust.Worker):
