@@ -267,11 +267,13 @@ class IdentityRepository(Repository):
         """Which of these learners exist and were not merged away."""
         found: set[str] = set()
         for chunk in chunks(sorted(set(learner_ids))):
-            found.update(
-                self.conn.execute(
-                    select(t.learners.c.learner_id).where(t.learners.c.learner_id.in_(chunk), t.learners.c.merged_into.is_(None))
-                ).scalars()
+            # Filtered here, not in SQL: with "merged_into IS NULL" in the query SQLite plans a
+            # scan of the merged_into index (nearly every learner) instead of primary-key lookups
+            # (measured: 0.27 s of 1.9 s with 100,000 learners).
+            rows = self.conn.execute(
+                select(t.learners.c.learner_id, t.learners.c.merged_into).where(t.learners.c.learner_id.in_(chunk))
             )
+            found.update(learner_id for learner_id, merged_into in rows if merged_into is None)
         return found
 
     def accounts_of(self, learner_id: str) -> list[AccountKey]:
