@@ -84,6 +84,8 @@ decisions = Table(
     Column("decided_at", UTCDateTime, nullable=False),
     Column("note", Text, nullable=True),
     Index("ix_decisions_account", "platform", "account"),
+    # Re-resolution looks decisions up by either side (revision 0002).
+    Index("ix_decisions_anchor", "anchor_platform", "anchor_account"),
 )
 
 credit_facts = Table(

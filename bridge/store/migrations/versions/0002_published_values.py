@@ -1,4 +1,4 @@
-"""published values kept ready to send
+"""published values kept ready to send; decisions searchable by anchor
 
 Revision ID: 0002
 Revises: 0001
@@ -7,6 +7,9 @@ Create Date: 2026-11-29 03:30:00
 Learners and credit records gain ``value``: the JSON the outbox publishes for their current
 version, written when they change, so publishing reads it instead of rebuilding it. Rows written
 before this revision have no value and are rebuilt from ``state`` until they next change.
+
+Decisions gain an index on their anchor account: re-resolution looks decisions up by either side,
+and without it each batch scanned the table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('value', sa.Text(), nullable=True))
     with op.batch_alter_table('credit_records', schema=None) as batch_op:
         batch_op.add_column(sa.Column('value', sa.Text(), nullable=True))
+    with op.batch_alter_table('decisions', schema=None) as batch_op:
+        batch_op.create_index('ix_decisions_anchor', ['anchor_platform', 'anchor_account'], unique=False)
 
 
 #: The fields of a record's ``state`` (the published record without id and version), in order.
@@ -35,6 +40,8 @@ _STATE_FIELDS = ("learner_id", "course_key", "status", "credits", "hours", "scor
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('decisions', schema=None) as batch_op:
+        batch_op.drop_index('ix_decisions_anchor')
     # Revision 0001 reads a record's ``state``; rows written since 0002 have only ``value``.
     records = sa.table("credit_records", sa.column("record_id"), sa.column("state"), sa.column("value"))
     conn = op.get_bind()
