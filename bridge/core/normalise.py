@@ -47,6 +47,10 @@ def resident_id_check_character(first17: str) -> str:
 
 def _compact(raw: str) -> str:
     """NFKC, then drop whitespace (full-width spaces included, NFKC maps them) and zero-width characters."""
+    if raw.isascii():
+        # NFKC leaves ASCII as it is, zero-width characters are not ASCII, and split() drops
+        # exactly the characters isspace() names: the same result, without a loop per character.
+        return "".join(raw.split())
     text = unicodedata.normalize("NFKC", raw)
     return "".join(ch for ch in text if not ch.isspace() and ch not in _ZERO_WIDTH)
 
