@@ -33,10 +33,6 @@ def _evidence_account_in(refs):
     return pairs_in(t.evidence.c.platform, t.evidence.c.account, refs)
 
 
-def _evidence_digest_in(digests):
-    return pairs_in(t.evidence.c.kind, t.evidence.c.digest, digests)
-
-
 _EARLIER_ACCOUNT = (
     update(t.accounts)
     .where(t.accounts.c.platform == bindparam("b_platform"), t.accounts.c.account == bindparam("b_account"))
@@ -177,7 +173,7 @@ class IdentityRepository(Repository):
             found: set[AccountKey] = set()
             for chunk in chunks(frontier):
                 refs = [(k.platform, k.account) for k in chunk]
-                learners: set[str] = set()
+                placed = False
                 for r in self.conn.execute(select(t.accounts).where(_account_in(refs))):
                     key = AccountKey(r.platform, r.account)
                     snap.evidence[key] = AccountEvidence(key, Sighting(as_utc(r.first_at), r.first_event_id))
@@ -186,8 +182,7 @@ class IdentityRepository(Repository):
                         if r.learner_id
                         else None
                     )
-                    if r.learner_id:
-                        learners.add(r.learner_id)
+                    placed = placed or r.learner_id is not None
                 for r in self.conn.execute(select(t.evidence).where(_evidence_account_in(refs))):
                     ev = snap.evidence.get(AccountKey(r.platform, r.account))
                     if ev is None:
@@ -201,7 +196,7 @@ class IdentityRepository(Repository):
                 # The other accounts sharing a digest or a learner with the chunk (the database
                 # joins, so only the other accounts come back).
                 found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_digest(refs)))
-                if learners:
+                if placed:
                     found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs)))
                 for r in self.conn.execute(select(t.decisions).where(_decision_touches(refs))):
                     decisions[r.decision_id] = r
