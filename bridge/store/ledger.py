@@ -117,7 +117,7 @@ class LedgerRepository(Repository):
             row = stored.get(record_id)
             if row is None:
                 new.append({"record_id": record_id, "learner_id": state.learner_id, "course_key": state.course_key, **values})
-            elif _published_record(row) == text and not row.retired:
+            elif published_record(row) == text and not row.retired:
                 continue
             else:
                 if not row.retired and version <= row.version:
@@ -149,7 +149,7 @@ class LedgerRepository(Repository):
             self.conn.execute(insert(t.data_quality), rows)
 
 
-def _published_record(row) -> str | None:
+def published_record(row) -> str | None:
     """A stored record's published JSON; rows from before revision 0002 keep only ``state``."""
     if row.value is not None:
         return row.value

@@ -12,7 +12,7 @@ from sqlalchemy import and_, func, select
 from bridge.store import schema as t
 from bridge.store.base import chunks
 from bridge.store.identity import IdentityRepository
-from bridge.store.ledger import LedgerRepository, _published_record
+from bridge.store.ledger import LedgerRepository, published_record
 from bridge.store.outbox import OutboxEntry, OutboxRepository
 from bridge.store.reviews import ReviewRepository
 from topics import catalogue
@@ -32,7 +32,7 @@ class Registry(IdentityRepository, LedgerRepository, ReviewRepository, OutboxRep
             for row in self.conn.execute(
                 select(c.record_id, c.state, c.value, c.version, c.retired).where(c.record_id.in_(chunk))
             ):
-                value = None if row.retired else _published_record(row)
+                value = None if row.retired else published_record(row)
                 values[(catalogue.CREDIT_RECORDS.name, row.record_id)] = None if value is None else value.encode()
         learners = sorted({k for topic, k in keys if topic == catalogue.LEARNER_IDENTITIES.name})
         rebuild = []
@@ -56,7 +56,7 @@ class Registry(IdentityRepository, LedgerRepository, ReviewRepository, OutboxRep
         if topic == catalogue.CREDIT_RECORDS.name:
             c = t.credit_records.c
             row = self.conn.execute(select(c.state, c.value, c.version, c.retired).where(c.record_id == key)).one()
-            value = None if row.retired else _published_record(row)
+            value = None if row.retired else published_record(row)
             return None if value is None else value.encode()
         if topic == catalogue.LEARNER_IDENTITIES.name:
             return self.identity_state(key).model_dump_json().encode()
