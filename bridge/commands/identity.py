@@ -26,6 +26,7 @@ from bridge.settings import Settings
 from bridge.store import schema as t
 from bridge.store.base import as_utc
 from bridge.store.engine import build_engine
+from bridge.store.registry import Registry
 from topics.catalogue import DECISIONS
 
 EVIDENCE_NAMES = {
@@ -121,15 +122,8 @@ def cmd_review_show(args: argparse.Namespace) -> int:
         _print_accounts(conn, [AccountKey(row.platform, row.account)], indent="  ")
         for candidate in row.candidates:
             print(f"candidate {candidate}:")
-            _print_accounts(conn, _accounts_of(conn, candidate), indent="  ")
+            _print_accounts(conn, Registry(conn).accounts_of(candidate), indent="  ")
     return 0
-
-
-def _accounts_of(conn: Connection, learner_id: str) -> list[AccountKey]:
-    rows = conn.execute(
-        select(t.accounts.c.platform, t.accounts.c.account).where(t.accounts.c.learner_id == learner_id)
-    )
-    return sorted(AccountKey(r.platform, r.account) for r in rows)
 
 
 def _evidence_of(conn: Connection, keys: list[AccountKey]) -> dict[AccountKey, list]:
@@ -186,7 +180,7 @@ def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
                 raise BridgeError(
                     f"{args.learner} is not a candidate of review {row.review_id}; candidates: {', '.join(row.candidates)}"
                 )
-            accounts = _accounts_of(conn, args.learner)
+            accounts = Registry(conn).accounts_of(args.learner)
             if not accounts:
                 raise BridgeError(f"learner {args.learner} has no accounts any more (merged?); see `bridge explain {args.learner}`")
             # The founding account, when the learner still has it, keeps pointing at the same
@@ -235,7 +229,7 @@ def explain(conn: Connection, subject: str) -> dict[str, object]:
         chain.append(learner.merged_into)
         learner = conn.execute(select(t.learners).where(t.learners.c.learner_id == learner.merged_into)).one()
     live = chain[-1]
-    keys = _accounts_of(conn, live)
+    keys = Registry(conn).accounts_of(live)
     evidence = _evidence_of(conn, keys)
     holders: dict[tuple[str, str], list[AccountKey]] = defaultdict(list)
     for key, rows in evidence.items():
