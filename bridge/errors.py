@@ -32,3 +32,13 @@ class EquivalenceTableError(ConfigurationError):
         self.path = path
         self.line = line
         self.problem = problem
+
+
+class FatalError(BridgeError):
+    """A condition under which the worker must stop rather than retry: going on would corrupt
+    what it publishes. The message says what the operator should do."""
+
+
+class RegistryChanged(FatalError):
+    """The database the worker writes to is not the one it started with (deleted, replaced, or
+    emptied under it)."""

@@ -73,6 +73,19 @@ class Settings(BaseSettings):
         description="Longest a consumer fetch waits for data when there is none (Faust's own is 1500 ms, "
         "a floor under the latency of a quiet stream).",
     )
+    max_shared_evidence: int = Field(
+        default=10,
+        ge=1,
+        description="Identity rule 8: a name+mobile seen on more accounts than this, without a common "
+        "document, links none of them (a placeholder phone, a shop's number) and raises one review item. "
+        "Changing it applies to evidence seen from then on; a rebuild applies it to the past.",
+    )
+    stall_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A worker that has input waiting and has finished no batch for this long is not "
+        "ready (`/readyz` says why): a batch that keeps failing, a database that does not answer.",
+    )
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

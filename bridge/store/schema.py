@@ -106,7 +106,50 @@ credit_facts = Table(
     Column("topic", String(255), nullable=False),
     Column("partition", Integer, nullable=False),
     Column("offset", Integer, nullable=False),
+    # Revision 0003: a keyed digest of the event's canonical content (with the key that made it),
+    # so the same event id with other content is told apart from a redelivery; how many distinct
+    # contents were seen for this event id (the kept one included); and the kept content's
+    # evidence items (JSON ``[[kind, digest, key_id], ...]``), so that content can be retracted.
+    Column("content_digest", String(64), nullable=True),
+    Column("content_key_id", String(32), nullable=True),
+    Column("contents", Integer, nullable=False, server_default="1"),
+    Column("evidence", Text, nullable=True),
     Index("ix_credit_facts_account_course", "platform", "account", "course_key"),
+)
+
+# Revision 0003: contents of an event id that lost to another content of the same id (CONTRACT
+# §1: one content per event id, whatever the order); a redelivery of one is a duplicate.
+rejected_contents = Table(
+    "rejected_contents",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("content_digest", String(64), primary_key=True),
+    Column("content_key_id", String(32), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", Integer, nullable=False),
+    Column("rejected_at", UTCDateTime, nullable=False),
+)
+
+# Revision 0003: how many accounts hold each name+mobile digest (identity rule 8). A digest held
+# by more than ``BRIDGE_MAX_SHARED_EVIDENCE`` accounts links none of them, and re-resolution does
+# not follow it, so the cost of an event does not grow with the crowd that shares it.
+shared_evidence = Table(
+    "shared_evidence",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("holders", Integer, nullable=False),
+)
+
+# Revision 0003: facts about the registry itself; ``registry_id`` is a random id made when the
+# registry was created, so a worker can tell that its database was replaced under it.
+registry_meta = Table(
+    "registry_meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
 )
 
 credit_records = Table(
