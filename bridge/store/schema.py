@@ -143,6 +143,17 @@ shared_evidence = Table(
     Column("holders", Integer, nullable=False),
 )
 
+# Revision 0003: output values over the message bound (CONTRACT §2: nothing over 1 MiB is sent),
+# held back instead of published until they shrink; operators see them in the review backlog.
+held_outputs = Table(
+    "held_outputs",
+    metadata,
+    Column("topic", String(255), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("held_at", UTCDateTime, nullable=False),
+)
+
 # Revision 0003: facts about the registry itself; ``registry_id`` is a random id made when the
 # registry was created, so a worker can tell that its database was replaced under it.
 registry_meta = Table(

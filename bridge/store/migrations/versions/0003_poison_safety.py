@@ -8,6 +8,7 @@ Facts gain the keyed digest of their event's content, how many distinct contents
 has shown, and the evidence of the kept content (CONTRACT §1: one content per event id).
 ``rejected_contents`` keeps the contents that lost. ``shared_evidence`` counts the accounts holding
 each name+mobile digest (identity rule 8), filled here from the evidence already stored.
+``held_outputs`` lists output values held back for exceeding the message bound.
 ``registry_meta`` holds a random ``registry_id``, made once, so that a worker notices when the
 database it started with is replaced under it.
 """
@@ -56,6 +57,14 @@ def upgrade() -> None:
         "INSERT INTO shared_evidence (kind, digest, holders) "
         "SELECT kind, digest, COUNT(*) FROM evidence WHERE kind = 'name_mobile' GROUP BY kind, digest"
     )
+    op.create_table(
+        'held_outputs',
+        sa.Column('topic', sa.String(length=255), nullable=False),
+        sa.Column('key', sa.String(length=256), nullable=False),
+        sa.Column('size', sa.Integer(), nullable=False),
+        sa.Column('held_at', UTC_DATETIME, nullable=False),
+        sa.PrimaryKeyConstraint('topic', 'key', name=op.f('pk_held_outputs')),
+    )
     meta = op.create_table(
         'registry_meta',
         sa.Column('name', sa.String(length=64), nullable=False),
@@ -67,6 +76,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('registry_meta')
+    op.drop_table('held_outputs')
     op.drop_table('shared_evidence')
     op.drop_table('rejected_contents')
     with op.batch_alter_table('credit_facts', schema=None) as batch_op:
