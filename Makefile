@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration schemas bench bench-quick clean
+.PHONY: demo test unit integration schemas bench bench-quick bench-crowd clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick
+
+## Cost of one event when many accounts share one name+mobile (issue 11, identity rule 8).
+bench-crowd: $(STAMP)
+	$(PY) -m bench.crowd
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
