@@ -64,6 +64,11 @@ class Metrics:
             "bridge_dead_letters_total", "Messages sent to the dead-letter topic, by source topic and reason.",
             ["topic", "reason"], registry=registry,
         )
+        self.poisoned = Counter(
+            "bridge_poison_messages_total",
+            "Messages that passed validation but made their batch fail, isolated by splitting the batch "
+            "and dead-lettered (reason unprocessable).", registry=registry,
+        )
         # -- decisions -----------------------------------------------------------------------
         self.identity = Counter(
             "bridge_identity_outcomes_total", "Identity decisions, by link method or outcome (merge).",
@@ -92,6 +97,12 @@ class Metrics:
             "bridge_credit_records_published_total",
             f"Credit records published, by status ({TOMBSTONE} for a retired record id).",
             ["status"], registry=registry,
+        )
+        self.held_back = Counter(
+            "bridge_outputs_held_back_total",
+            "Output values not published because they exceed the message bound, by topic "
+            "(kept in the database as held outputs until they shrink).",
+            ["topic"], registry=registry,
         )
         self.end_to_end = Histogram(
             "bridge_event_to_publication_seconds",
@@ -150,6 +161,8 @@ class Metrics:
             self.credit_records.labels(status)
         for spec in catalogue.OUTPUT_TOPICS:
             self.published.labels(spec.name)
+        for spec in (catalogue.CREDIT_RECORDS, catalogue.LEARNER_IDENTITIES):
+            self.held_back.labels(spec.name)
         for spec in catalogue.INPUT_TOPICS:
             self.consumed.labels(spec.name)
         for operation in DB_OPERATIONS:
@@ -207,6 +220,12 @@ class Metrics:
             self.published.labels(topic).inc(count)
         for status, count in per_status.items():
             self.credit_records.labels(status).inc(count)
+
+    def on_poison(self) -> None:
+        self.poisoned.inc()
+
+    def on_held_back(self, topic: str) -> None:
+        self.held_back.labels(topic).inc()
 
     def observe_db(self, operation: str, seconds: float, *, failed: bool) -> None:
         self.db_seconds.labels(operation).observe(seconds)

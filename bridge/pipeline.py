@@ -9,6 +9,7 @@ touched, re-derives the credit records it touched, and queues what changed for p
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decisi
 from bridge.core.events import CanonicalEvent
 from bridge.core.identity import AccountKey, Evidence, EvidenceItem, Placement, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
-from bridge.core.records import DeadLetter, record_id_for
+from bridge.core.records import DEADLETTER_PAYLOAD_BOUND, DeadLetter, record_id_for
 from bridge.errors import BadInput
 from bridge.store.engine import writer
 from bridge.store.ledger import fact_row
@@ -62,27 +63,56 @@ class BatchResult:
     #: Event time of every event processed in the batch, for latency metrics.
     event_times: list[datetime] = field(default_factory=list)
 
+    def merge(self, other: BatchResult) -> BatchResult:
+        """This result with ``other``'s added (the parts of a batch that was split)."""
+        self.dead_letters.extend(other.dead_letters)
+        self.processed.update(other.processed)
+        self.duplicates += other.duplicates
+        self.decisions += other.decisions
+        self.identity.update(other.identity)
+        self.data_quality.update(other.data_quality)
+        self.reviews += other.reviews
+        self.records_changed += other.records_changed
+        self.identities_changed += other.identities_changed
+        self.event_times.extend(other.event_times)
+        return self
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
 def dead_letter(msg: Inbound, reason: str, code: str, now: datetime) -> DeadLetter:
+    """The dead letter of ``msg``: its bytes when they fit within the message bound, always their
+    digest (``msg.value`` ``None``: bytes no longer held, e.g. a content retracted after the fact)."""
+    value = msg.value
+    carried = value is not None and len(value) <= DEADLETTER_PAYLOAD_BOUND
     return DeadLetter(
         topic=msg.topic,
         partition=msg.partition,
         offset=msg.offset,
         reason=reason,
         reason_code=code,
-        payload_base64=base64.b64encode(msg.value or b"").decode("ascii"),
+        payload_sha256=hashlib.sha256(value).hexdigest() if value is not None else None,
+        payload_bytes=len(value) if value is not None else None,
+        payload_base64=base64.b64encode(value).decode("ascii") if carried else None,
         dead_lettered_at=now,
     )
 
 
-def _internal_reason(exc: Exception) -> str:
+def _internal_reason(exc: BaseException) -> str:
     return (
         f"the bridge failed to process this message ({type(exc).__name__}); report it to the bridge "
         "team with these coordinates and replay it after the fix"
+    )
+
+
+def _poison_reason(exc: BaseException) -> str:
+    cause = type(getattr(exc, "orig", None) or exc).__name__
+    return (
+        f"this message passed validation but made its batch fail in storage or processing ({cause}) every "
+        "time; it was isolated and the rest of its batch committed. Report it to the bridge team with these "
+        "coordinates and replay it after the fix"
     )
 
 
@@ -154,6 +184,14 @@ class Pipeline:
         if parser is None:
             raise BadInput(f"the bridge does not consume topic {msg.topic}", code="unknown_topic")
         return parser(msg.value)
+
+    def poisoned(self, msg: Inbound, exc: BaseException | None) -> BatchResult:
+        """The result of a message that, alone, fails its batch for a reason other than a
+        transient one: dead-lettered (``unprocessable``), nothing else changes."""
+        result = BatchResult()
+        cause = exc if exc is not None else RuntimeError("unknown")
+        result.dead_letters.append((msg, dead_letter(msg, _poison_reason(cause), "unprocessable", self.clock())))
+        return result
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         """Process a batch in one transaction. Database errors propagate (nothing is committed)."""

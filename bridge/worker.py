@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import os
 import random
@@ -20,7 +21,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,11 @@ from faust.sensors.monitor import Monitor
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
+from bridge.failures import Failure, classify
+from bridge.core.records import DEADLETTER_KEY_BOUND, OUTPUT_VALUE_BOUND
 from bridge.metrics import Metrics
 from bridge.observability import logging_config
 from bridge.pipeline import BatchResult, Inbound
@@ -51,10 +55,10 @@ Send = Callable[[str, bytes | None, bytes | None], Awaitable[Awaitable[Any] | No
 #: Longest pause before redoing a batch that lost a race with another worker, and how many races
 #: in a row are retried that quickly.
 CONFLICT_RETRY_S, MAX_QUICK_RACES = 0.2, 20
-#: SQLSTATEs of a transaction that lost a race: serialization failure, deadlock.
-_CONFLICT_STATES = frozenset({"40001", "40P01"})
 #: Exit code of a worker that overran its shutdown bound (distinct from Faust's own codes).
 SHUTDOWN_OVERRUN_EXIT = 3
+#: Exit code of a worker stopped by a fatal condition (a replaced database, say).
+FATAL_EXIT = 4
 #: Outbox rows published per database transaction.
 OUTBOX_CHUNK = 500
 #: Backoff between retries of a failed database or broker step (seconds, doubling to the cap).
@@ -77,9 +81,15 @@ _INPUT_TOPICS = frozenset(t.name for t in catalogue.INPUT_TOPICS)
 
 def is_conflict(exc: SQLAlchemyError) -> bool:
     """True when a transaction failed because a concurrent one won, not because the database is down."""
-    if isinstance(exc, IntegrityError):
-        return True
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICT_STATES
+    return classify(exc) is Failure.RACE
+
+
+class DataFailure(Exception):
+    """A step failed because of the data it was given (its ``__cause__``): retrying cannot help."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause_name = type(getattr(cause, "orig", None) or cause).__name__
 
 
 @dataclass
@@ -94,6 +104,24 @@ class Health:
     heartbeat: float | None = None
     """``time.monotonic()`` of the last heartbeat tick; ``None`` until the app's timers run."""
     loop_lag_s: float = 0.0
+    batch_started: float | None = None
+    """``time.monotonic()`` when the batch in hand was taken up; ``None`` between batches."""
+    failing: str | None = None
+    """The step that failed last and why (an exception's class), until a step succeeds again."""
+    pending: int = 0
+    """Messages waiting on this worker's input partitions, as last measured."""
+    idle_since: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` of the last finished batch (or of the start)."""
+
+    def stalled(self, bound_s: float, now: float | None = None) -> str | None:
+        """Why the worker makes no progress, if it has made none for longer than ``bound_s``."""
+        now = time.monotonic() if now is None else now
+        if self.batch_started is not None and now - self.batch_started > bound_s:
+            why = f", failing at {self.failing}" if self.failing else ""
+            return f"one batch has been in hand for {now - self.batch_started:.0f} s{why}"
+        if self.batch_started is None and self.pending > 0 and now - self.idle_since > bound_s:
+            return f"{self.pending} messages wait and no batch finished for {now - self.idle_since:.0f} s"
+        return None
 
 
 class StreamWorker:
@@ -114,39 +142,88 @@ class StreamWorker:
         """Run ``fn`` in the database thread, timed and counted as ``operation``."""
         return await asyncio.get_running_loop().run_in_executor(self._db, _timed, self.metrics, operation, fn, *args)
 
-    async def _retrying(self, operation: str, step: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(self, operation: str, step: Callable[[], Awaitable[Any]], *, isolate: bool = False) -> Any:
+        """Run ``step`` until it succeeds, retrying what is transient.
+
+        With ``isolate``, a failure caused by the data (see :mod:`bridge.failures`) is raised as
+        :class:`DataFailure` for the caller to isolate; without it (publishing), every failure is
+        retried. A fatal one stops the worker.
+        """
         delay, races = RETRY_FIRST_S, 0
         while True:
             try:
                 result = await step()
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # noqa: BLE001 - each kind of failure is handled below
+                kind = classify(exc)
                 cause = type(getattr(exc, "orig", None) or exc).__name__
-                races += 1
-                # A race that keeps being lost is no race (a constraint the code breaks every
-                # time, say): from then on it is retried with backoff and logged as a failure.
-                if is_conflict(exc) and races <= MAX_QUICK_RACES:
-                    # Another worker changed the same learners first: redo the batch on what it
-                    # committed, soon (jittered so two workers do not collide again in step).
-                    log.info("database step %s lost a race with another worker (%s); retrying", operation, cause,
-                             extra={"operation": operation})
-                    await asyncio.sleep(random.uniform(0.01, CONFLICT_RETRY_S))
-                    continue
-                self.health.database_ok = False
-                log.warning(
-                    "database step %s failed (%s); retrying in %.1fs", operation, cause, delay,
-                    extra={"operation": operation, "retry_in_s": delay},
-                )
-            except Exception as exc:  # noqa: BLE001 - broker hiccups and bugs alike: never lose the batch
-                log.exception(
-                    "step %s failed (%s); retrying in %.1fs", operation, type(exc).__name__, delay,
-                    extra={"operation": operation, "retry_in_s": delay},
-                )
+                self.health.failing = f"{operation}: {cause}"
+                if kind is Failure.FATAL:
+                    self.fatal(exc)
+                if kind is Failure.RACE:
+                    races += 1
+                    # A race that keeps being lost is no race (a constraint the batch breaks
+                    # every time, say): after a bound it is treated as caused by the data.
+                    if races <= MAX_QUICK_RACES:
+                        # Another worker changed the same learners first: redo the batch on
+                        # what it committed, soon (jittered so two workers do not collide again).
+                        log.info("database step %s lost a race with another worker (%s); retrying", operation,
+                                 cause, extra={"operation": operation})
+                        await asyncio.sleep(random.uniform(0.01, CONFLICT_RETRY_S))
+                        continue
+                    kind = Failure.DATA
+                if kind is Failure.DATA and isolate:
+                    raise DataFailure(exc) from exc
+                if isinstance(exc, SQLAlchemyError):
+                    self.health.database_ok = False
+                    log.warning(
+                        "database step %s failed (%s); retrying in %.1fs", operation, cause, delay,
+                        extra={"operation": operation, "retry_in_s": delay},
+                    )
+                else:
+                    log.warning(
+                        "step %s failed (%s); retrying in %.1fs", operation, cause, delay,
+                        exc_info=kind is Failure.DATA,
+                        extra={"operation": operation, "retry_in_s": delay},
+                    )
             else:
                 if operation != "publish":
                     self.health.database_ok = True
+                self.health.failing = None
                 return result
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP_S)
+
+    def fatal(self, exc: BaseException) -> None:
+        """Stop the process at once, committing nothing: what is not durable is redelivered to
+        the next worker. Used when going on would corrupt what the bridge publishes."""
+        log.critical("stopping the worker: %s", exc, extra={"operation": "fatal"})
+        logging.shutdown()
+        os._exit(FATAL_EXIT)
+
+    async def _process(self, batch: Sequence[Inbound]) -> BatchResult:
+        """Process ``batch``; a part that fails because of its data is split until the messages
+        responsible are found, and those are dead-lettered while the rest is committed."""
+        try:
+            return await self._retrying(
+                "process", lambda: self._in_db("process", self.pipeline.process, batch), isolate=True
+            )
+        except DataFailure as failure:
+            if len(batch) == 1:
+                msg = batch[0]
+                log.error(
+                    "message isolated as the cause of a failing batch (%s); dead-lettered", failure.cause_name,
+                    exc_info=failure.__cause__,
+                    extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+                )
+                self.metrics.on_poison()
+                return self.pipeline.poisoned(msg, failure.__cause__)
+            log.warning(
+                "a batch of %d messages failed because of its data (%s); splitting it to find the cause",
+                len(batch), failure.cause_name, extra={"operation": "process", "messages": len(batch)},
+            )
+            middle = len(batch) // 2
+            result = await self._process(batch[:middle])
+            return result.merge(await self._process(batch[middle:]))
 
     async def handle(self, batch: Sequence[Inbound], sent_at: Sequence[float | None] | None = None) -> BatchResult:
         """Process, persist and publish one batch; returns only when all of it is durable.
@@ -156,9 +233,8 @@ class StreamWorker:
         """
         async with self._busy:
             started = time.perf_counter()
-            result: BatchResult = await self._retrying(
-                "process", lambda: self._in_db("process", self.pipeline.process, batch)
-            )
+            self.health.batch_started = time.monotonic()
+            result = await self._process(batch)
             await self._retrying("publish", lambda: self._publish_dead_letters(result))
             await self._retrying("publish", self._drain)
             now = time.time()
@@ -166,6 +242,8 @@ class StreamWorker:
             self.metrics.observe_batch(result, topics, time.perf_counter() - started, now)
             self.metrics.observe_published_batch(zip(topics, sent_at or ()), result.event_times, now)
             self.health.last_progress = now
+            self.health.batch_started = None
+            self.health.idle_since = time.monotonic()
             if result.reviews:
                 await self.refresh_reviews()
             return result
@@ -180,7 +258,7 @@ class StreamWorker:
         acks = []
         for msg, letter in result.dead_letters:
             value = letter.model_dump_json().encode()
-            acks.append(await self.send(topic, msg.key, value))
+            acks.append(await self.send(topic, deadletter_key(msg.key), value))
             self.metrics.on_published(topic, value)
             log.warning(
                 "dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, letter.reason_code,
@@ -196,6 +274,8 @@ class StreamWorker:
                 acks = [await self.send(topic, key.encode(), value) for topic, key, value in claim.messages]
                 await _acknowledged(acks)
                 self.metrics.on_published_many((topic, value) for topic, _key, value in claim.messages)
+                for topic in claim.held:
+                    self.metrics.on_held_back(topic)
             except BaseException:
                 await self._in_db("outbox_rollback", claim.rollback)
                 raise
@@ -238,11 +318,29 @@ class StreamWorker:
         beat = self.health.heartbeat
         return beat is None or time.monotonic() - beat < HEARTBEAT_STALE_S
 
+    def not_ready_because(self) -> str | None:
+        """Why the worker is not ready, or ``None`` when it is."""
+        if not self.health.assigned:
+            return "no partitions assigned yet (joining the consumer group or rebalancing)"
+        if not self.health.database_ok:
+            return "the database does not answer"
+        stalled = self.health.stalled(self.runtime.settings.stall_timeout_s)
+        if stalled:
+            return f"no progress: {stalled}"
+        return None
+
     def is_ready(self) -> bool:
-        return self.health.assigned and self.health.database_ok
+        return self.not_ready_because() is None
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
+
+
+def deadletter_key(key: bytes | None) -> bytes | None:
+    """The key of a dead letter: the source key, or its digest when it is too long to carry."""
+    if key is None or len(key) <= DEADLETTER_KEY_BOUND:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode("ascii")
 
 
 async def _acknowledged(acks: list[Awaitable[Any] | None]) -> None:
@@ -292,6 +390,8 @@ class _Claim:
         self.registry = registry
         self.entry_ids: list[int] = []
         self.messages: list[tuple[str, str, bytes | None]] = []
+        #: The topic of each value held back for exceeding the message bound.
+        self.held: list[str] = []
 
     @classmethod
     def open(cls, engine: Any, limit: int) -> _Claim:
@@ -309,10 +409,23 @@ class _Claim:
                 claim.entry_ids.append(entry.id)
                 restart[(entry.topic, entry.key)] = restart.get((entry.topic, entry.key), False) or entry.tombstone
             values = claim.registry.published_values(list(restart))
+            now = datetime.now(timezone.utc)
             for (topic, key), tombstone_first in restart.items():
+                value = values[(topic, key)]
+                if value is not None and len(value) + len(key) > OUTPUT_VALUE_BOUND:
+                    # CONTRACT §2: never sent. The last value published stays the current one
+                    # downstream until this one shrinks; operators see it among held outputs.
+                    claim.registry.hold(topic, key, len(value), now)
+                    claim.held.append(topic)
+                    log.error(
+                        "held back the value of %s on %s: %d bytes exceed the message bound", key, topic, len(value),
+                        extra={"topic": topic, "size": len(value)},
+                    )
+                    continue
                 if tombstone_first:
                     claim.messages.append((topic, key, None))
-                claim.messages.append((topic, key, values[(topic, key)]))
+                claim.messages.append((topic, key, value))
+            claim.registry.release((topic, key) for topic, key, _ in claim.messages)
         except BaseException:
             claim.rollback()
             raise
@@ -532,6 +645,7 @@ def build_app(runtime: Runtime) -> faust.App:
             log.debug("consumer lag not measured (%s)", type(exc).__name__)
         else:
             metrics.set_consumer_lag(lags)
+            worker.health.pending = sum(lags.values())
 
     @app.timer(interval=REVIEW_INTERVAL_S)
     async def _reviews() -> None:
@@ -551,14 +665,18 @@ def build_app(runtime: Runtime) -> faust.App:
     @app.page("/readyz")
     async def _readyz(web: Any, request: Any) -> Any:
         database_ok = await asyncio.get_running_loop().run_in_executor(None, worker.check_database)
-        ready = worker.health.assigned and database_ok
-        metrics.ready.set(1 if ready else 0)
+        reason = worker.not_ready_because()
+        metrics.ready.set(0 if reason else 1)
         body = {
-            "ready": ready,
+            "ready": reason is None,
             "assigned": worker.health.assigned,
             "partitions": worker.health.partitions,
             "database": database_ok,
+            "pending": worker.health.pending,
+            "failing": worker.health.failing,
         }
-        return web.json(body, status=200 if ready else 503)
+        if reason:
+            body["reason"] = reason
+        return web.json(body, status=503 if reason else 200)
 
     return app

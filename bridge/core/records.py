@@ -115,8 +115,28 @@ class DeadLetter(_Out):
     offset: int
     reason: str = Field(description="A sentence an operator can act on.")
     reason_code: str = Field(description="Stable, machine-readable reason (for metrics).")
-    payload_base64: str
+    payload_sha256: str | None = Field(
+        description="SHA-256 (hex) of the original message value; null only when the bridge no longer "
+        "holds the bytes (a content that lost to another content of the same event id after it was processed)."
+    )
+    payload_bytes: int | None = Field(default=None, description="Size of the original message value.")
+    payload_base64: str | None = Field(
+        description="The original message value; null when it is too large to carry within the message "
+        "bound (its digest identifies it) or no longer held."
+    )
     dead_lettered_at: datetime
+
+
+#: CONTRACT §1/§2: no message in or out exceeds 1 MiB.
+MESSAGE_BOUND = 1_048_576
+#: The largest value the bridge sends: the bound less room for the key and the record framing.
+OUTPUT_VALUE_BOUND = 1_000_000
+#: The largest original payload a dead letter carries: base64 makes it 4/3 larger, and the rest of
+#: the dead letter (reason, coordinates) must fit beside it within :data:`OUTPUT_VALUE_BOUND`.
+DEADLETTER_PAYLOAD_BOUND = 700_000
+#: The longest source key a dead letter keeps as its own key (account numbers are at most 128
+#: characters); a longer key is replaced by its digest.
+DEADLETTER_KEY_BOUND = 512
 
 
 def stable_id(prefix: str, *parts: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, insert, select
 
 from bridge.store import schema as t
-from bridge.store.base import Repository
+from bridge.store.base import Repository, pairs_in
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,22 @@ class OutboxRepository(Repository):
     def done(self, ids: Sequence[int]) -> None:
         if ids:
             self.conn.execute(delete(t.outbox).where(t.outbox.c.id.in_(list(ids))))
+
+    def hold(self, topic: str, key: str, size: int, at: datetime) -> None:
+        """Note that the current value of ``key`` is held back: it exceeds the message bound."""
+        held = t.held_outputs.c
+        self.conn.execute(delete(t.held_outputs).where(held.topic == topic, held.key == key))
+        self.conn.execute(insert(t.held_outputs).values(topic=topic, key=key, size=size, held_at=at))
+
+    def release(self, published: Iterable[tuple[str, str]]) -> None:
+        """Forget the held-back values of keys whose current value was just published."""
+        held = t.held_outputs.c
+        pairs = list(published)
+        if pairs:
+            self.conn.execute(delete(t.held_outputs).where(pairs_in(held.topic, held.key, pairs)))
+
+    def held(self) -> list[tuple[str, str, int, datetime]]:
+        """The values held back, oldest first: ``(topic, key, size in bytes, held since)``."""
+        held = t.held_outputs.c
+        rows = self.conn.execute(select(held.topic, held.key, held.size, held.held_at).order_by(held.held_at))
+        return [(r.topic, r.key, r.size, r.held_at) for r in rows]

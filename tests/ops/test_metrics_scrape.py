@@ -163,4 +163,6 @@ def test_a_running_worker_exports_every_operational_metric(bridge: Bridge) -> No
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, body = _get(f"{base}/readyz")
     assert status == 200
-    assert json.loads(body) == {"ready": True, "assigned": True, "partitions": partitions, "database": True}
+    assert json.loads(body) == {
+        "ready": True, "assigned": True, "partitions": partitions, "database": True, "pending": 0, "failing": None,
+    }
