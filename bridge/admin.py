@@ -121,6 +121,27 @@ def delete_topics(
             raise TopicAdminError(topic["name"], "delete", error.__name__)
 
 
+def committed_offsets(
+    settings: Settings, topics: Iterable[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> dict[tuple[str, int], int]:
+    """The offsets ``settings.group_id`` has committed on ``topics``: ``{(topic, partition): offset}``.
+
+    One OffsetFetch for the whole group (partitions without a committed offset are left out).
+    Raises :class:`BrokerUnavailable` when no broker answers, :class:`BridgeError` when the
+    broker refuses the request.
+    """
+    wanted = set(topics)
+    group = settings.group_id
+    with open_admin(settings.bootstrap_servers(), timeout_s) as admin:
+        try:
+            found = admin.list_group_offsets({group: None}).get(group, {})
+        except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError):
+            raise
+        except kafka_errors.KafkaError as exc:
+            raise BridgeError(f"the broker did not list the committed offsets of consumer group {group}: {_cause(exc)}") from exc
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if tp.topic in wanted and meta.offset >= 0}
+
+
 def wait_for_broker(bootstrap: str | Sequence[str], timeout: float) -> None:
     """Block until a Kafka broker at ``bootstrap`` answers a metadata request.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,10 @@ from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings
 from bridge.store.engine import build_engine, upgrade
+from bridge.store.guard import RegistryGuard, RegistryMissing, ensure_registry_id, registry_state
+from topics import catalogue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,6 +29,8 @@ class Runtime:
     engine: Engine
     pipeline: Pipeline
     metrics: Metrics
+    guard: RegistryGuard | None = None
+    """Checks every writer transaction against the registry the worker started with."""
 
 
 def build_pseudonymiser(settings: Settings) -> Pseudonymiser:
@@ -37,16 +44,61 @@ def build_pseudonymiser(settings: Settings) -> Pseudonymiser:
 def build_runtime(
     settings: Settings, *, registry: CollectorRegistry | None = None, migrate: bool = True
 ) -> Runtime:
-    """Load reference data (fails fast on a bad equivalence table), open the database, migrate."""
+    """Load reference data (fails fast on a bad equivalence table), open the database, migrate.
+
+    With ``migrate``, a database without a registry is created and migrated only on a first
+    start (see :func:`prepare_registry`). The writer transactions of the engine are then checked
+    by a :class:`RegistryGuard` against the registry found now.
+    """
     course_keys = load_equivalences(str(settings.course_equivalences) if settings.course_equivalences else None)
-    engine = build_engine(settings.database_url)
+    # Never creates the SQLite file by itself: only the migration of a first start does.
+    engine = build_engine(settings.database_url, create=False)
+    guard = None
     if migrate:
-        upgrade(engine)
+        prepare_registry(settings, engine)
+    if migrate or registry_state(engine).registry_id is not None:
+        guard = RegistryGuard.capture(engine, group_id=settings.group_id)
+        guard.install(engine)
+        log.info("registry %s at %s", guard.registry_id, guard.url)
     pipeline = Pipeline(
         engine,
         adapters.PARSERS,
         build_pseudonymiser(settings),
         course_keys,
         settings.hours_per_credit,
+        max_shared_evidence=settings.max_shared_evidence,
     )
-    return Runtime(settings, engine, pipeline, Metrics(registry or CollectorRegistry()))
+    return Runtime(settings, engine, pipeline, Metrics(registry or CollectorRegistry()), guard)
+
+
+def prepare_registry(settings: Settings, engine: Engine) -> None:
+    """Migrate the registry at ``engine`` to head, creating it only on a first start.
+
+    A database without a registry (no file, no schema, or a schema without its registry id)
+    while the consumer group already has committed offsets on the input topics is refused with
+    :class:`RegistryMissing`: the registry those offsets belong to was lost or this is the wrong
+    database, and starting would restart identities and record versions. Without committed
+    offsets (or without a broker to ask) it is a first start: the registry is created. A schema
+    from before registry ids is a registry all the same and is upgraded.
+    """
+    state = registry_state(engine)
+    if not state.is_registry and settings.broker_url:
+        from bridge.admin import committed_offsets
+
+        offsets = committed_offsets(settings, (t.name for t in catalogue.INPUT_TOPICS))
+        if offsets:
+            topics = sorted({topic for topic, _ in offsets})
+            partitions = f"{len(offsets)} input partition{'s' if len(offsets) != 1 else ''}"
+            raise RegistryMissing(
+                f"refusing to start: the database at {state.url} has {state.describe()}, but consumer group "
+                f"{settings.group_id} has committed offsets on {partitions} ({', '.join(topics)}), "
+                "so the registry they belong to is gone or this is the wrong database. Restore the database; or run "
+                "`bridge db upgrade` to create a fresh registry deliberately, and reset the group's offsets on the "
+                "input topics to replay the input into it"
+            )
+    upgrade(engine)
+    registry_id, made = ensure_registry_id(engine)
+    if not state.is_registry:
+        log.info("created registry %s at %s (%s before)", registry_id, state.url, state.describe())
+    elif made:
+        log.info("made registry id %s at %s", registry_id, state.url)

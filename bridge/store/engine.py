@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -19,13 +23,75 @@ WRITER_OPTION = "bridge_writer"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def build_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL mode and a busy timeout so workers can share it."""
+class SQLiteOpener:
+    """Opens connections to one SQLite file, creating the file only while :attr:`may_create` allows.
+
+    SQLite creates a missing file on connect; a worker whose file was deleted would then go on
+    with an empty registry. So the file is opened with ``mode=rw`` (open, never create) except
+    while ``may_create`` is true: for the first connection of an engine built with
+    ``create=True``, and during :func:`upgrade`. Once a connection has opened the file, the
+    engine never creates it again.
+    """
+
+    def __init__(self, path: Path, *, create: bool) -> None:
+        self.path = path
+        self.may_create = create
+        self._uri = path.as_uri()
+
+    def __call__(self) -> sqlite3.Connection:
+        mode = "rwc" if self.may_create else "rw"
+        conn = sqlite3.connect(
+            f"{self._uri}?mode={mode}", uri=True, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+        )
+        self.may_create = False
+        return conn
+
+
+#: The opener of each SQLite file engine, by its dialect (shared by the engine's option engines
+#: and kept across ``dispose()``).
+_OPENERS: weakref.WeakKeyDictionary[object, SQLiteOpener] = weakref.WeakKeyDictionary()
+
+
+def sqlite_opener(engine: Engine) -> SQLiteOpener | None:
+    """The opener of a SQLite file engine built by :func:`build_engine`; ``None`` for others."""
+    return _OPENERS.get(engine.dialect)
+
+
+@contextlib.contextmanager
+def creating(engine: Engine) -> Iterator[None]:
+    """Let ``engine`` create its SQLite file if it is missing, for the duration of the block."""
+    opener = sqlite_opener(engine)
+    if opener is None:
+        yield
+        return
+    opener.may_create = True
+    try:
+        yield
+    finally:
+        opener.may_create = False
+
+
+def build_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode and a busy timeout so workers can share it.
+
+    A SQLite file is created only by the engine's first connection (with ``create``, the
+    default) or by :func:`upgrade`: once the engine has opened the file, a file deleted under it
+    is an error, never a new empty database. ``create=False`` leaves creating to :func:`upgrade`.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if parsed.database and parsed.database != ":memory:" and not parsed.query:
+            path = Path(parsed.database).expanduser().absolute()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            opener = SQLiteOpener(path, create=create)
+            engine = create_engine(url, creator=opener)
+            _OPENERS[engine.dialect] = opener
+        else:
+            # In memory, or a URL that sets its own SQLite options (``?mode=...&uri=true``): as given.
+            if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -76,8 +142,12 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent; safe to run from several workers in turn)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision`` (idempotent; safe to run from several workers in turn).
+
+    Creates a missing SQLite file: migrating is how a registry comes to exist.
+    """
+    with creating(engine):
+        command.upgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
