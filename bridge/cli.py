@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import ValidationError
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, FatalError
 from bridge.settings import Settings
 from bridge.topicio import quiet_kafka_close
 
@@ -98,11 +98,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from bridge.store.engine import build_engine, current_revision, upgrade
+    from bridge.store.guard import ensure_registry_id, registry_state
+    from topics.catalogue import INPUT_TOPICS
 
-    engine = build_engine(Settings().database_url)
-    upgrade(engine)
-    print(f"database schema at revision {current_revision(engine)}")
+    settings = Settings()
+    engine = build_engine(settings.database_url, create=False)
+    try:
+        before = registry_state(engine)
+        upgrade(engine)
+        registry_id, _made = ensure_registry_id(engine)
+        print(f"database {before.url}: schema at revision {current_revision(engine)}, registry {registry_id}")
+        if not before.is_registry:
+            print(
+                f"created a fresh registry ({before.describe()} before): if consumer group {settings.group_id} has "
+                "committed offsets on the input topics, reset them to replay the input into it, e.g. "
+                f"kafka-consumer-groups.sh --bootstrap-server $KAFKA --group {settings.group_id} --reset-offsets "
+                "--to-earliest " + " ".join(f"--topic {t.name}" for t in INPUT_TOPICS) + " --execute"
+            )
+    finally:
+        engine.dispose()
     return 0
+
+
+DB_UPGRADE_HELP = """\
+Create or migrate the identity registry and credit ledger at BRIDGE_DATABASE_URL to the newest
+schema, then print its revision and registry id.
+
+Workers migrate an existing registry when they start, and create one on a first start (no
+committed offsets of their consumer group). When the registry is gone but the group has
+committed offsets, a worker refuses to start; running this command then creates a fresh, empty
+registry deliberately. Reset the group's offsets on the input topics afterwards, so the input is
+replayed into it: otherwise learner identities and record versions start again from nothing.
+Restoring the lost database from a backup is the other way out (docs/operations.md, Restoring).
+"""
+
+#: Exit code of a command that stopped on a FatalError (the registry changed or is gone): the same as
+#: ``bridge.worker.FATAL_EXIT``, not imported from there to keep Faust out of the other commands.
+FATAL_EXIT = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the identity registry and credit ledger")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply schema migrations").set_defaults(fn=cmd_db_upgrade)
+    db_sub.add_parser(
+        "upgrade",
+        help="create or migrate the registry to the newest schema",
+        description=DB_UPGRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).set_defaults(fn=cmd_db_upgrade)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -150,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_kafka_close()
     try:
         return args.fn(args)
+    except FatalError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return FATAL_EXIT
     except (BridgeError, ValidationError) as exc:
         print(f"bridge: {exc}", file=sys.stderr)
         return 2
