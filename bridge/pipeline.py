@@ -22,9 +22,9 @@ from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
 from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decision
 from bridge.core.events import CanonicalEvent
-from bridge.core.identity import AccountKey, Evidence, EvidenceItem, Placement, Sighting, cluster
+from bridge.core.identity import AccountKey, Evidence, EvidenceItem, PendingReview, Placement, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
-from bridge.core.records import DEADLETTER_PAYLOAD_BOUND, DeadLetter, record_id_for
+from bridge.core.records import DEADLETTER_PAYLOAD_BOUND, DeadLetter, ReviewKind, record_id_for
 from bridge.errors import BadInput
 from bridge.store.engine import writer
 from bridge.store.ledger import fact_row
@@ -130,11 +130,13 @@ class _Writes:
         if key not in earliest or seen < earliest[key]:
             earliest[key] = seen
 
-    def apply(self, registry: Registry) -> None:
+    def apply(self, registry: Registry, max_shared: int) -> set[str]:
+        """Write the rows; returns the name+mobile digests that became crowded (rule 8)."""
         registry.note_accounts(self.accounts)
-        registry.note_evidence(self.evidence)
+        crowded = registry.note_evidence(self.evidence, max_shared)
         registry.add_facts(self.facts)
         registry.record_dqs(self.problems)
+        return crowded
 
 
 @dataclass
@@ -148,11 +150,21 @@ class _Touched:
     sightings: dict[AccountKey, Sighting] = field(default_factory=dict)
     #: The version each touched learner's identity gets if it changed (its component's size).
     identity_versions: dict[str, int] = field(default_factory=dict)
+    #: Name+mobile digests that this batch's new holders made crowded (rule 8).
+    crowds: set[str] = field(default_factory=set)
     #: The course keys of each account's new facts in this batch.
     new_courses: dict[AccountKey, set[str]] = field(default_factory=dict)
     #: Where each account of the resolved group belongs now, and its fact count per course key.
     placements: dict[AccountKey, Placement] = field(default_factory=dict)
     courses: dict[AccountKey, dict[str, int]] = field(default_factory=dict)
+
+
+def _crowd_review(holders: Sequence[AccountKey], placements: Mapping[AccountKey, Placement]) -> PendingReview:
+    """The one review item a crowded name+mobile raises (rule 8): its first holder (by platform and
+    account), with the learners of the others as the candidates an operator may link it to."""
+    account = min(holders)
+    candidates = sorted({placements[k].learner_id for k in holders if k != account and k in placements})
+    return PendingReview(ReviewKind.AMBIGUOUS_MATCH, account, tuple(candidates))
 
 
 class Pipeline:
@@ -166,6 +178,7 @@ class Pipeline:
         course_keys: CourseKeys,
         hours_per_credit: float,
         clock: Callable[[], datetime] = utcnow,
+        max_shared_evidence: int = 10,
     ) -> None:
         self.engine = engine
         self._writer = writer(engine, serializable=True)
@@ -174,6 +187,7 @@ class Pipeline:
         self.course_keys = course_keys
         self.hours_per_credit = hours_per_credit
         self.clock = clock
+        self.max_shared_evidence = max_shared_evidence
 
     def parse(self, msg: Inbound) -> CanonicalEvent | OperatorDecision:
         if msg.value is None:
@@ -242,7 +256,7 @@ class Pipeline:
                 result.event_times.append(event.occurred_at)
                 if problem:
                     result.data_quality[problem] += 1
-            writes.apply(registry)
+            touched.crowds = writes.apply(registry, self.max_shared_evidence)
             for decision in decisions:
                 self._record_decision(registry, decision, touched, result)
             self._resolve_identities(registry, touched, result)
@@ -285,7 +299,12 @@ class Pipeline:
         """Re-partition every account connected to what the batch touched (CONTRACT §3)."""
         if not touched.accounts:
             return
-        group = registry.group(touched.accounts)
+        # A name+mobile that just became crowded (rule 8) stops linking: every account holding
+        # it is re-resolved once, now (a bounded number: the bound plus this batch's new holders);
+        # from then on it is no evidence and costs nothing.
+        crowds = registry.holders(touched.crowds) if touched.crowds else {}
+        seeds = set(touched.accounts).union(*crowds.values())
+        group = registry.group(seeds, self.max_shared_evidence)
         evidence, links, rejected, before = group.evidence, group.links, group.rejected, group.placements
         outcome = cluster(evidence, links, rejected)
         # The group holds every account of every learner it touches: one count serves the record
@@ -328,7 +347,8 @@ class Pipeline:
 
         touched.identity_versions.update(self._identity_versions(touched.courses, links, rejected, outcome, before))
 
-        for review in outcome.reviews:
+        crowd_reviews = [_crowd_review(holders, outcome.placements) for holders in crowds.values()]
+        for review in [*outcome.reviews, *crowd_reviews]:
             seen = touched.sightings.get(review.account) or evidence[review.account].first
             if registry.raise_review(review, seen.at, seen.event_id):
                 result.reviews += 1

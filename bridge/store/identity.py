@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,19 +66,39 @@ _NEW_IDENTITY = (
 )
 
 
+_MORE_HOLDERS = (
+    update(t.shared_evidence)
+    .where(t.shared_evidence.c.kind == NAME_MOBILE, t.shared_evidence.c.digest == bindparam("b_digest"))
+    .values(holders=t.shared_evidence.c.holders + bindparam("b_added"))
+)
+
 _OTHER_EVIDENCE = t.evidence.alias("other")
 _OTHER_ACCOUNT = t.accounts.alias("other")
 
 
-def _sharing_digest(refs):
-    """The accounts, other than ``refs``' own, holding a digest that one of ``refs`` holds."""
-    mine, other = t.evidence, _OTHER_EVIDENCE
+def _sharing_digest(refs, max_shared: int):
+    """The accounts, other than ``refs``' own, holding a digest that one of ``refs`` holds (not a
+    crowded name+mobile: the holders' count is checked before their rows are joined)."""
+    mine, other, shared = t.evidence, _OTHER_EVIDENCE, t.shared_evidence
     return (
         select(other.c.platform, other.c.account)
-        .join_from(mine, other, (other.c.kind == mine.c.kind) & (other.c.digest == mine.c.digest))
-        .where(_evidence_account_in(refs), (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account))
+        .select_from(mine)
+        .outerjoin(shared, (shared.c.kind == mine.c.kind) & (shared.c.digest == mine.c.digest))
+        .join(other, (other.c.kind == mine.c.kind) & (other.c.digest == mine.c.digest))
+        .where(
+            _evidence_account_in(refs),
+            or_(mine.c.kind != NAME_MOBILE, shared.c.holders.is_(None), shared.c.holders <= max_shared),
+            (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account),
+        )
         .distinct()
     )
+
+
+#: Each evidence row with its digest's holder count (name+mobile only; rule 8).
+_EVIDENCE_WITH_HOLDERS = select(t.evidence, t.shared_evidence.c.holders).select_from(t.evidence).outerjoin(
+    t.shared_evidence,
+    (t.shared_evidence.c.kind == t.evidence.c.kind) & (t.shared_evidence.c.digest == t.evidence.c.digest),
+)
 
 
 def _sharing_learner(refs):
@@ -110,6 +131,8 @@ class Group:
     placements: dict[AccountKey, Placement | None] = field(default_factory=dict)
     links: list[OperatorLink] = field(default_factory=list)
     rejected: set[AccountKey] = field(default_factory=set)
+    #: Crowded name+mobile digests the accounts hold (rule 8), left out of their evidence.
+    crowded: set[str] = field(default_factory=set)
 
 
 class IdentityRepository(Repository):
@@ -135,8 +158,14 @@ class IdentityRepository(Repository):
         if earlier:
             self.conn.execute(_EARLIER_ACCOUNT, earlier)
 
-    def note_evidence(self, seen: Mapping[tuple[AccountKey, EvidenceItem], Sighting]) -> None:
-        """Record these digests of these accounts, keeping each one's earliest sighting."""
+    def note_evidence(
+        self, seen: Mapping[tuple[AccountKey, EvidenceItem], Sighting], max_shared: int = 10
+    ) -> set[str]:
+        """Record these digests of these accounts, keeping each one's earliest sighting.
+
+        Returns the name+mobile digests that these new holders made crowded (rule 8: held by more
+        than ``max_shared`` accounts), so their earlier holders can be re-resolved once.
+        """
         e = t.evidence.c
         accounts = sorted({(k.platform, k.account) for k, _ in seen})
         stored: dict[tuple[str, str, str, str], Sighting] = {}
@@ -158,13 +187,48 @@ class IdentityRepository(Repository):
             self.conn.execute(insert(t.evidence), new)
         if earlier:
             self.conn.execute(_EARLIER_EVIDENCE, earlier)
+        return self._count_holders(Counter(row["digest"] for row in new if row["kind"] == NAME_MOBILE), max_shared)
 
-    def group(self, seeds: Iterable[AccountKey]) -> Group:
+    def _count_holders(self, added: Mapping[str, int], max_shared: int) -> set[str]:
+        """Add ``added`` new holders to each name+mobile digest's count (rule 8); returns the
+        digests that this made crowded (more holders than ``max_shared``)."""
+        if not added:
+            return set()
+        s = t.shared_evidence.c
+        before: dict[str, int] = {}
+        for chunk in chunks(sorted(added)):
+            for digest, holders in self.conn.execute(
+                select(s.digest, s.holders).where(s.kind == NAME_MOBILE, s.digest.in_(chunk))
+            ):
+                before[digest] = holders
+        fresh = [{"kind": NAME_MOBILE, "digest": d, "holders": n} for d, n in sorted(added.items()) if d not in before]
+        grown = [{"b_digest": d, "b_added": n} for d, n in sorted(added.items()) if d in before]
+        if fresh:
+            self.conn.execute(insert(t.shared_evidence), fresh)
+        if grown:
+            self.conn.execute(_MORE_HOLDERS, grown)
+        return {d for d, n in added.items() if before.get(d, 0) <= max_shared < before.get(d, 0) + n}
+
+    def holders(self, digests: Iterable[str]) -> dict[str, list[AccountKey]]:
+        """The accounts holding each of these name+mobile digests (called for digests that just
+        became crowded, so each has a bounded number of holders: the bound plus one batch)."""
+        e = t.evidence.c
+        found: dict[str, list[AccountKey]] = {}
+        for chunk in chunks(sorted(set(digests))):
+            for r in self.conn.execute(
+                select(e.digest, e.platform, e.account).where(e.kind == NAME_MOBILE, e.digest.in_(chunk))
+            ):
+                found.setdefault(r.digest, []).append(AccountKey(r.platform, r.account))
+        return {d: sorted(keys) for d, keys in found.items()}
+
+    def group(self, seeds: Iterable[AccountKey], max_shared: int = 10) -> Group:
         """Every account that shares evidence, a learner or a decision with the seeds, transitively,
         with everything re-resolution needs of them.
 
         Each account's own rows (account, evidence, decisions) are read once, when the closure
         reaches it; two more queries per round find the accounts sharing its digests or learners.
+        A crowded name+mobile (rule 8: more than ``max_shared`` holders) is no evidence: it is
+        left out of the accounts' evidence and never followed, so a crowd costs nothing here.
         """
         snap = Group(keys=set(seeds))
         decisions: dict[str, Any] = {}
@@ -183,19 +247,22 @@ class IdentityRepository(Repository):
                         else None
                     )
                     placed = placed or r.learner_id is not None
-                for r in self.conn.execute(select(t.evidence).where(_evidence_account_in(refs))):
+                for r in self.conn.execute(_EVIDENCE_WITH_HOLDERS.where(_evidence_account_in(refs))):
                     ev = snap.evidence.get(AccountKey(r.platform, r.account))
                     if ev is None:
                         continue
                     seen = Sighting(as_utc(r.first_at), r.first_event_id)
                     if r.kind == NAME_MOBILE:
+                        if (r.holders or 0) > max_shared:
+                            snap.crowded.add(r.digest)
+                            continue
                         ev.name_mobile[r.digest] = seen
                     else:
                         ev.documents[(r.kind, r.digest)] = seen
                         ev.document_keys[(r.kind, r.digest)] = r.key_id
                 # The other accounts sharing a digest or a learner with the chunk (the database
                 # joins, so only the other accounts come back).
-                found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_digest(refs)))
+                found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_digest(refs, max_shared)))
                 if placed:
                     found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs)))
                 for r in self.conn.execute(select(t.decisions).where(_decision_touches(refs))):
