@@ -19,7 +19,7 @@ log = logging.getLogger("bridge")
 
 #: Modules that add their own subcommands: each has ``register(subparsers)``, which adds parsers
 #: whose ``fn`` default takes the parsed arguments and returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber")
+COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber", "bridge.commands.recovery")
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select
 
 from bridge.store import schema as t
 from bridge.store.base import Repository, pairs_in
+from topics.catalogue import CREDIT_RECORDS
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,17 @@ class OutboxRepository(Repository):
         held = t.held_outputs.c
         rows = self.conn.execute(select(held.topic, held.key, held.size, held.held_at).order_by(held.held_at))
         return [(r.topic, r.key, r.size, r.held_at) for r in rows]
+
+    def current_keys(self, topic: str, after: str | None, limit: int) -> list[str]:
+        """A page of the keys whose current state ``topic`` carries, in key order after ``after``:
+        every credit record that is not retired, every learner (a merged one publishes its
+        redirect)."""
+        if topic == CREDIT_RECORDS.name:
+            column = t.credit_records.c.record_id
+            query = select(column).where(t.credit_records.c.retired.is_(False))
+        else:
+            column = t.learners.c.learner_id
+            query = select(column)
+        if after is not None:
+            query = query.where(column > after)
+        return list(self.conn.execute(query.order_by(column).limit(limit)).scalars())
