@@ -90,11 +90,11 @@ def prepare_registry(settings: Settings, engine: Engine) -> None:
             topics = sorted({topic for topic, _ in offsets})
             partitions = f"{len(offsets)} input partition{'s' if len(offsets) != 1 else ''}"
             raise RegistryMissing(
-                f"refusing to start: the database at {state.url} has {state.describe()}, but consumer group "
+                f"refusing to start: the database at {state.url} holds no registry ({state.describe()}), but consumer group "
                 f"{settings.group_id} has committed offsets on {partitions} ({', '.join(topics)}), "
                 "so the registry they belong to is gone or this is the wrong database. Restore the database; or run "
                 "`bridge db upgrade` to create a fresh registry deliberately, and reset the group's offsets on the "
-                "input topics to replay the input into it"
+                "input topics to replay the input into it."
             )
     upgrade(engine)
     registry_id, made = ensure_registry_id(engine)
