@@ -185,8 +185,13 @@ def cluster(
     accounts: Mapping[AccountKey, AccountEvidence],
     operator_links: Sequence[OperatorLink] = (),
     rejected: Iterable[AccountKey] = (),
+    max_weak: int = 10,
 ) -> Clustering:
-    """Partition ``accounts`` (a closed group: no evidence shared with outsiders) into learners."""
+    """Partition ``accounts`` (a closed group: no evidence shared with outsiders) into learners.
+
+    ``max_weak`` is rule 8's bound: name+mobile alone never puts more accounts than that into one
+    learner (a chain of accounts each sharing a name+mobile with the next is a crowd too).
+    """
     uf = _UnionFind(accounts)
     docs_of: dict[AccountKey, dict[tuple[str, str], set[str]]] = {}
     for key, ev in accounts.items():
@@ -247,6 +252,8 @@ def cluster(
     for key in docless:
         by_group[groups.find(key)].append(key)
     ambiguous: dict[AccountKey, set[AccountKey]] = {}
+    #: Accounts each candidate learner has gained by name+mobile (rule 8 bounds them).
+    joined: dict[AccountKey, int] = defaultdict(int)
     for members in by_group.values():
         member_set = set(members)
         digests = {d for m in members for d in accounts[m].name_mobile}
@@ -257,10 +264,18 @@ def cluster(
             for member in members:
                 ambiguous[member] = set(candidates)
             continue
+        target = candidates[0] if candidates else None
+        weak = len(members) + (joined[target] if target is not None else 0)
+        if weak > max_weak:
+            # More accounts than rule 8 allows would be one learner by name+mobile alone: none of
+            # them links, and one review item asks an operator about the first of them.
+            ambiguous[members[0]] = {*members[1:], *candidates}
+            continue
         for other in members[1:]:
             uf.union(members[0], other)
-        if candidates:
-            uf.union(members[0], candidates[0])
+        if target is not None:
+            root = uf.union(members[0], target)
+            joined[root] = joined.pop(target, 0) + len(members)
 
     # Learner ids, then each account's placement and the reviews.
     clusters: dict[AccountKey, list[AccountKey]] = defaultdict(list)

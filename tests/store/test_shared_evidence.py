@@ -208,3 +208,23 @@ def test_the_bound_is_the_setting(engine: Engine, bound: int) -> None:
     assert _learner_sizes(engine) == [bound]
     pipeline.process([_member(bound)])
     assert _learner_sizes(engine) == [1] * (bound + 1)
+
+
+def _chain_link(n: int) -> Inbound:
+    """Account n shares one name+mobile with account n-1 and another with account n+1."""
+    raw = union_event(f"c-{n}", member_no=f"CH{n:04d}", name=f"王{n // 2}", mobile=f"1390000{n // 2:04d}",
+                      when=T0 + timedelta(hours=n))
+    raw2 = union_event(f"c-{n}-b", member_no=f"CH{n:04d}", name=f"王{(n + 1) // 2}x",
+                       mobile=f"1380000{(n + 1) // 2:04d}", when=T0 + timedelta(hours=n, minutes=1))
+    return [Inbound(UNION, 2, 2 * n, raw["member"]["memberNo"].encode(), encode(raw)),
+            Inbound(UNION, 2, 2 * n + 1, raw2["member"]["memberNo"].encode(), encode(raw2))]
+
+
+def test_a_chain_of_shared_name_mobiles_builds_no_learner_over_the_bound(engine: Engine) -> None:
+    pipeline = _pipeline(engine)
+    for n in range(BOUND):
+        pipeline.process(_chain_link(n))
+    assert _learner_sizes(engine) == [BOUND]
+    pipeline.process([m for n in range(BOUND, 3 * BOUND) for m in _chain_link(n)])
+    assert max(_learner_sizes(engine)) <= BOUND
+    assert _reviews(engine)
