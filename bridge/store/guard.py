@@ -113,6 +113,8 @@ def ensure_registry_id(engine: Engine) -> tuple[str, bool]:
     made = uuid.uuid4().hex
     try:
         with writer(engine).begin() as conn:
+            # A table dropped by hand (the schema's revision says it exists) is made again too.
+            schema.registry_meta.create(conn, checkfirst=True)
             conn.execute(schema.registry_meta.insert().values(name="registry_id", value=made))
     except IntegrityError:
         pass  # another worker made it first
