@@ -1,8 +1,13 @@
 """Strict reading of one raw platform message: every failure is a BadInput naming the JSON path.
 
-Reasons name fields and the JSON type found, never a field's value, so they are safe for logs and
-the dead-letter topic. The only values echoed are the event id and an unknown enumeration value
-(an event type, say), and only when they look like identifiers, not ID, passport or phone numbers.
+Reasons name fields, the JSON type found and what was expected, never a value from the message
+(not even the event id or an unknown event type: CONTRACT §2), so they are safe for logs and the
+dead-letter topic; the dead letter's topic, partition and offset say which message it was.
+
+Every edge validates first (CONTRACT §1): a message over 1 MiB is refused before it is decoded, a
+NUL or an unpaired surrogate anywhere in it (object keys included) is bad input, and account
+numbers, event ids and course ids are checked for length and printable text before anything
+stores, hashes or encodes them.
 """
 
 from __future__ import annotations
@@ -10,24 +15,24 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from bridge.core.normalise import (
+    MAX_ID_LENGTH,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_LENGTH,
+    holds_bad_text,
+    is_printable,
+    may_escape_bad_text,
+)
 from bridge.errors import BadInput
 
 # A plausibility window, not a business rule: it catches seconds or microseconds sent as
 # milliseconds (both platforms went live long after 2000).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-
-# Identifier-shaped event ids are echoed, but not all-digit ones: those could be a resident ID
-# or a phone number copied into the wrong field.
-_ECHO_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_PERSONAL_SHAPE = re.compile(r"[0-9]+[Xx]?")
-# Unknown enumeration values are echoed only when word-like; no digits keeps document numbers out.
-_ECHO_CHOICE = re.compile(r"[A-Za-z][A-Za-z._-]{0,63}")
 
 _MISSING: Any = object()
 
@@ -58,12 +63,11 @@ def json_type(value: Any) -> str:
 
 
 class Message:
-    """A decoded message being read field by field; errors carry the platform and event id."""
+    """A decoded message being read field by field; errors name the platform and the field."""
 
     def __init__(self, data: dict[str, Any], platform: str) -> None:
         self._data = data
         self._platform = platform
-        self._event_id: str | None = None
 
     @classmethod
     def decode(cls, value: bytes | None, platform: str) -> Message:
@@ -71,8 +75,14 @@ class Message:
         where = f"{platform} message"
         if value is None:
             raise BadInput(f"{where} has no value (null); expected a UTF-8 JSON object.", code="not_json")
+        raw = bytes(value)
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise BadInput(
+                f"{where} is {len(raw):,} bytes, more than the {MAX_MESSAGE_BYTES:,} (1 MiB) a message may have.",
+                code="too_large",
+            )
         try:
-            text = bytes(value).decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadInput(
                 f"{where} is not valid UTF-8 (bad byte at offset {exc.start}).", code="not_utf8"
@@ -90,23 +100,21 @@ class Message:
                 f"{where} is not usable JSON (NaN or Infinity, a huge integer, or nesting too deep).",
                 code="not_json",
             ) from None
+        # Only a \u escape can put a NUL or a lone surrogate into a string: walk the document
+        # only when the text holds one of those escapes.
+        if may_escape_bad_text(text) and holds_bad_text(data):
+            raise BadInput(
+                f"{where} holds a NUL character or an unpaired UTF-16 surrogate (a \\u0000 or lone "
+                "\\ud800-\\udfff escape) in a string or an object key; expected UTF-8 text.",
+                code="invalid_text",
+            )
         if not isinstance(data, dict):
             raise BadInput(f"{where} is {json_type(data)}; expected a JSON object.", code="not_object")
         return cls(data, platform)
 
     def fail(self, code: str, text: str) -> NoReturn:
-        """Raise BadInput with ``text`` prefixed by which message it is about."""
-        event_id = self._event_id
-        echo = event_id is not None and _ECHO_EVENT_ID.fullmatch(event_id) is not None
-        if echo and not _PERSONAL_SHAPE.fullmatch(event_id):
-            where = f"{self._platform} event {event_id}"
-        else:
-            where = f"{self._platform} message"
-        raise BadInput(f"{where}: {text}", code=code)
-
-    def identify(self, event_id: str) -> None:
-        """Name later errors after this event id."""
-        self._event_id = event_id
+        """Raise BadInput with ``text`` prefixed by the platform whose message it is."""
+        raise BadInput(f"{self._platform} message: {text}", code=code)
 
     def get(self, path: str) -> Any:
         """The value at a dotted path, or ``_MISSING`` when it or a parent is absent or null."""
@@ -132,6 +140,29 @@ class Message:
         if value is None:
             self.fail("missing_field", f"field {path} is missing or empty; "
                       f"expected {what} (a non-empty string).")
+        return value
+
+    def required_id(self, path: str, what: str) -> str:
+        """An account number, event id or course id: ``required_text`` of at most 128 printable characters.
+
+        Over-long is ``field_too_long``; a control, format, private-use or unassigned character
+        (see :func:`bridge.core.normalise.is_printable`) is ``invalid_text``.
+        """
+        value = self.required_text(path, what)
+        if len(value) > MAX_ID_LENGTH:
+            self.fail("field_too_long", f"field {path} is longer than {MAX_ID_LENGTH} characters; "
+                      f"expected {what} of at most {MAX_ID_LENGTH} characters.")
+        if not is_printable(value):
+            self.fail("invalid_text", f"field {path} holds a character that is not printable text (a control, "
+                      f"format, private-use or unassigned character); expected {what} as printable text.")
+        return value
+
+    def optional_name(self, path: str, what: str) -> str | None:
+        """A person's name: ``optional_text`` of at most 64 characters, else ``field_too_long``."""
+        value = self.optional_text(path, what)
+        if value is not None and len(value) > MAX_NAME_LENGTH:
+            self.fail("field_too_long", f"field {path} is longer than {MAX_NAME_LENGTH} characters; "
+                      f"expected {what} of at most {MAX_NAME_LENGTH} characters.")
         return value
 
     def optional_text(self, path: str, what: str) -> str | None:
@@ -182,9 +213,8 @@ class Message:
         """The mapped value of a required string that must be one of ``choices`` (matched exactly)."""
         value = self.required_text(path, what)
         if value not in choices:
-            shown = f" {value!r}" if _ECHO_CHOICE.fullmatch(value) else ""
             allowed = ", ".join(choices)
-            self.fail(code, f"field {path} has the unknown value{shown}; expected one of {allowed}.")
+            self.fail(code, f"field {path} has an unknown value; expected one of {allowed}.")
         return choices[value]
 
     def in_window(self, path: str, moment: datetime) -> datetime:

@@ -26,12 +26,11 @@ _LATEST_MS = (LATEST - _EPOCH) // timedelta(milliseconds=1)
 def parse(value: bytes) -> CanonicalEvent:
     """Parse one raw message value into a canonical event; raises ``BadInput`` when it is unusable."""
     msg = Message.decode(value, PLATFORM.value)
-    event_id = msg.required_text("event_id", "the event id")
-    msg.identify(event_id)
+    event_id = msg.required_id("event_id", "the event id")
     kind = msg.choice("event_type", "the event type", _KINDS, code="unknown_event_type")
     occurred_at = _occurred_at(msg)
-    account = msg.required_text("learner.student_no", "the learner's student number")
-    course_id = msg.required_text("course.course_id", "the course id")
+    account = msg.required_id("learner.student_no", "the learner's student number")
+    course_id = msg.required_id("course.course_id", "the course id")
     credits = msg.required_number("course.credits", "the course's credits")
     hours = msg.optional_number("course.contact_hours", "the course's contact hours")
     outcome = None
@@ -45,7 +44,7 @@ def parse(value: bytes) -> CanonicalEvent:
     person = person_evidence(
         doc_type=doc_type,
         number=number,
-        name=msg.optional_text("learner.full_name", "the learner's full name"),
+        name=msg.optional_name("learner.full_name", "the learner's full name"),
         mobile=msg.optional_text("learner.phone", "the learner's phone number"),
     )
     return CanonicalEvent(

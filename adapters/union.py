@@ -24,12 +24,11 @@ _OCCUR_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}
 def parse(value: bytes) -> CanonicalEvent:
     """Parse one raw message value into a canonical event; raises ``BadInput`` when it is unusable."""
     msg = Message.decode(value, PLATFORM.value)
-    event_id = msg.required_text("msgId", "the message id")
-    msg.identify(event_id)
+    event_id = msg.required_id("msgId", "the message id")
     kind = msg.choice("eventType", "the event type", _KINDS, code="unknown_event_type")
     occurred_at = _occur_time(msg)
-    account = msg.required_text("member.memberNo", "the member's account number")
-    course_id = msg.required_text("course.courseCode", "the course code")
+    account = msg.required_id("member.memberNo", "the member's account number")
+    course_id = msg.required_id("course.courseCode", "the course code")
     hours = msg.required_number("course.studyHours", "the course's study hours")
     outcome = None
     # ``result`` belongs to completions only; on other event types it is ignored.
@@ -41,7 +40,7 @@ def parse(value: bytes) -> CanonicalEvent:
     person = person_evidence(
         doc_type=DocumentType.RESIDENT_ID,
         number=msg.optional_text("member.idCardNo", "the resident ID number"),
-        name=msg.optional_text("member.name", "the member's name"),
+        name=msg.optional_name("member.name", "the member's name"),
         mobile=msg.optional_text("member.mobile", "the member's mobile number"),
     )
     return CanonicalEvent(

@@ -1,4 +1,8 @@
-"""Normalisation and validation of identity evidence (CONTRACT §3): pure functions, no I/O."""
+"""Normalisation and validation of identity evidence (CONTRACT §3): pure functions, no I/O.
+
+Also the text limits every input message must respect (CONTRACT §1), shared by the platform
+adapters and the decision parser so that no store, HMAC or encoder is the first to meet bad text.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,78 @@ import unicodedata
 from datetime import date
 
 from bridge.core.events import DocumentProblem, DocumentType, IdentityDocument, PersonEvidence
+
+# --- the limits every message must respect (CONTRACT §1) ----------------------------------------
+
+#: A message's largest size in bytes (1 MiB), checked before it is decoded.
+MAX_MESSAGE_BYTES = 1_048_576
+#: Account numbers, event ids and course ids: at most this many characters of printable text.
+MAX_ID_LENGTH = 128
+#: Names: at most this many characters.
+MAX_NAME_LENGTH = 64
+#: A raw document or phone number longer than this is unusable evidence (a data-quality problem,
+#: never bad input: CONTRACT §3.2 keeps processing the event). The longest real one, full-width and
+#: spaced out, is well under half of it; the bound keeps NFKC and hashing away from huge values.
+MAX_EVIDENCE_LENGTH = 64
+
+# Unicode "graphic" characters (The Unicode Standard, §2.4): letters, marks, numbers, punctuation,
+# symbols and space separators. Not printable: controls (Cc, NUL included), format characters (Cf:
+# zero-width and bidirectional controls that make two identical-looking ids differ), surrogates (Cs),
+# private-use (Co) and unassigned (Cn) code points, line and paragraph separators (Zl, Zp).
+_GRAPHIC = frozenset(
+    "Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs".split()
+)
+# A NUL or an unpaired surrogate can reach a decoded JSON string only through a \u escape (strict
+# UTF-8 decoding refuses encoded surrogates, strict JSON refuses raw control characters in strings).
+_BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_BAD_ESCAPE_BYTES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# Paired surrogates are joined by the JSON decoder, so any surrogate left in a string is unpaired.
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_printable(text: str) -> bool:
+    """Whether every character of ``text`` is a Unicode graphic character (see ``_GRAPHIC``).
+
+    ``str.isprintable`` decides at C speed for almost every id; it also refuses the space separators
+    other than U+0020 (a no-break or ideographic space), which are printable text, so those are
+    looked at one character at a time.
+    """
+    return text.isprintable() or all(unicodedata.category(ch) in _GRAPHIC for ch in text)
+
+
+def may_escape_bad_text(json_text: str | bytes) -> bool:
+    """Whether raw JSON text holds a ``\\u0000`` or ``\\ud800``-``\\udfff`` escape (cheap; false positives only).
+
+    Most messages hold no backslash at all: a one-character search (tens of nanoseconds) settles
+    them; the others pay one regular-expression scan.
+    """
+    if isinstance(json_text, str):
+        return "\\" in json_text and _BAD_ESCAPE.search(json_text) is not None
+    return b"\\" in json_text and _BAD_ESCAPE_BYTES.search(json_text) is not None
+
+
+def holds_bad_text(document: object) -> bool:
+    """Whether any string of a decoded JSON document, object keys included, has a NUL or a surrogate.
+
+    Walks with an explicit stack, so no nesting depth can exhaust Python's.
+    """
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _BAD_TEXT.search(node):
+                return True
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and _BAD_TEXT.search(key):
+                    return True
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+# --- identity evidence ---------------------------------------------------------------------------
 
 _RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _RESIDENT_ID_CHECK = "10X98765432"
@@ -56,7 +132,9 @@ def _compact(raw: str) -> str:
 
 
 def _compact_upper(raw: str) -> str:
-    """A compacted document number, upper-cased; raises for an empty or non-ASCII one."""
+    """A compacted document number, upper-cased; raises for an empty, over-long or non-ASCII one."""
+    if len(raw) > MAX_EVIDENCE_LENGTH:
+        raise InvalidDocument(DocumentProblem.BAD_LENGTH)
     number = _compact(raw)
     if not number:
         raise InvalidDocument(DocumentProblem.EMPTY_NUMBER)
@@ -134,9 +212,10 @@ def mobile_key(raw: str | None) -> str | None:
     """The 11-digit Chinese mobile number written in ``raw``, or ``None`` when it is not one.
 
     Accepts width variants, spaces and ``-().`` separators, and a ``+86``, ``0086`` or ``86``
-    country prefix. Any other character, or any other country, gives ``None``.
+    country prefix. Any other character, any other country, or more than ``MAX_EVIDENCE_LENGTH``
+    characters gives ``None``.
     """
-    if raw is None:
+    if raw is None or len(raw) > MAX_EVIDENCE_LENGTH:
         return None
     text = "".join(ch for ch in _compact(raw) if ch not in _PHONE_SEPARATORS)
     if not _PHONE.fullmatch(text):
