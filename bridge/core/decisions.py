@@ -8,13 +8,30 @@ id, because learner ids can change as evidence arrives while accounts never do.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from bridge.core.normalise import (
+    MAX_ID_LENGTH,
+    MAX_MESSAGE_BYTES,
+    holds_bad_text,
+    is_printable,
+    may_escape_bad_text,
+)
 from bridge.core.records import AccountRef
 from bridge.errors import BadInput
+
+# A note is free text: line breaks and tabs are fine, other control characters, NUL and lone
+# surrogates are not (they would reach the store and an operator's terminal).
+_NOTE_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_TEXT_ERROR = "invalid_text"
+_LONG_ERRORS = frozenset({"string_too_long", "field_too_long"})
 
 
 class DecisionAction(StrEnum):
@@ -38,6 +55,36 @@ class OperatorDecision(BaseModel):
     decided_at: datetime
     note: str | None = Field(default=None, max_length=1000)
 
+    @field_validator("decision_id", "review_id", "decided_by")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not is_printable(value):
+            raise PydanticCustomError(_TEXT_ERROR, "must be printable text")
+        return value
+
+    @field_validator("account", "anchor")
+    @classmethod
+    def _account_number(cls, value: AccountRef | None) -> AccountRef | None:
+        # AccountRef is the published output model; the input limits of CONTRACT §1 apply here.
+        if value is None:
+            return value
+        if not value.account:
+            raise ValueError("the account number must not be empty")
+        if len(value.account) > MAX_ID_LENGTH:
+            raise PydanticCustomError(
+                "field_too_long", "should have at most {max_length} characters", {"max_length": MAX_ID_LENGTH}
+            )
+        if not is_printable(value.account):
+            raise PydanticCustomError(_TEXT_ERROR, "the account number must be printable text")
+        return value
+
+    @field_validator("note")
+    @classmethod
+    def _note_text(cls, value: str | None) -> str | None:
+        if value is not None and _NOTE_FORBIDDEN.search(value):
+            raise PydanticCustomError(_TEXT_ERROR, "must not hold control characters other than line breaks")
+        return value
+
     @field_validator("decided_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -52,14 +99,90 @@ class OperatorDecision(BaseModel):
         return self
 
 
+_FIELD_NAMES = frozenset(OperatorDecision.model_fields) | frozenset(AccountRef.model_fields)
+
+
 def parse_decision(value: bytes) -> OperatorDecision:
-    """Parse a decision message, or raise :class:`BadInput` naming what is wrong."""
-    try:
-        return OperatorDecision.model_validate_json(value)
-    except ValidationError as exc:
-        fields = sorted({".".join(str(p) for p in err["loc"]) or "message" for err in exc.errors()})
+    """Parse a decision message, or raise :class:`BadInput` naming what is wrong (never a value).
+
+    Codes: ``too_large`` (over 1 MiB, refused unread), ``not_json`` (not strict UTF-8 JSON: bad
+    bytes or syntax, NaN or Infinity, a huge integer, absurd nesting), ``invalid_text`` (a NUL or an
+    unpaired surrogate anywhere, object keys included; an id, account or operator that is not
+    printable text; a control character other than a line break in the note), ``field_too_long``,
+    and ``invalid_decision`` for everything else.
+    """
+    raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
+    if len(raw) > MAX_MESSAGE_BYTES:
         raise BadInput(
-            f"operator decision rejected: invalid or missing {', '.join(fields)}; "
-            "re-issue it with `bridge review link|reject`",
-            code="invalid_decision",
+            f"operator decision rejected: the message is {len(raw):,} bytes, more than the "
+            f"{MAX_MESSAGE_BYTES:,} (1 MiB) a message may have; re-issue it with `bridge review link|reject`",
+            code="too_large",
+        )
+    # The model's JSON parser lets NaN through and is not the place to look for NUL characters:
+    # decisions come at an operator's pace, so a strict parse first costs nothing that matters.
+    try:
+        text = raw.decode("utf-8")
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadInput(
+            "operator decision rejected: the message is not usable UTF-8 JSON (bad bytes or syntax, NaN or "
+            "Infinity, a huge integer, or nesting too deep); re-issue it with `bridge review link|reject`",
+            code="not_json",
         ) from None
+    if may_escape_bad_text(text) and holds_bad_text(document):
+        raise BadInput(
+            "operator decision rejected: the message holds a NUL character or an unpaired UTF-16 surrogate; "
+            "re-issue it with `bridge review link|reject`",
+            code="invalid_text",
+        )
+    try:
+        return OperatorDecision.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _rejected(exc) from None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str:
+    """The dotted field name of an error location, cut at the first part that is not a model field
+    (an unexpected object key is a value from the message and is never repeated)."""
+    known = []
+    for part in loc:
+        if part not in _FIELD_NAMES:
+            break
+        known.append(str(part))
+    return ".".join(known) or "message"
+
+
+def _rejected(exc: ValidationError) -> BadInput:
+    """The BadInput for a failed validation: the fields at fault, grouped by problem, no values."""
+    unprintable: set[str] = set()
+    too_long: dict[str, int | None] = {}
+    invalid: set[str] = set()
+    for err in exc.errors():
+        field = _field_of(err["loc"])
+        if err["type"] == "extra_forbidden":  # AccountRef forbids extra keys: the key is a value
+            field = f"{field} (an unexpected field)"
+        if err["type"] == _TEXT_ERROR:
+            unprintable.add(field)
+        elif err["type"] in _LONG_ERRORS:
+            too_long[field] = (err.get("ctx") or {}).get("max_length")
+        else:
+            invalid.add(field)
+    problems = []
+    if unprintable:
+        problems.append(f"not printable text (a control character, NUL or unpaired surrogate): "
+                        f"{', '.join(sorted(unprintable))}")
+    if too_long:
+        problems.append("too long: " + ", ".join(
+            f"{field} (at most {limit} characters)" if limit else field for field, limit in sorted(too_long.items())
+        ))
+    if invalid:
+        problems.append(f"invalid or missing {', '.join(sorted(invalid))}")
+    code = "invalid_text" if unprintable else "field_too_long" if too_long else "invalid_decision"
+    return BadInput(
+        f"operator decision rejected: {'; '.join(problems)}; re-issue it with `bridge review link|reject`",
+        code=code,
+    )
