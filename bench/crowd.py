@@ -288,8 +288,8 @@ def _child(size: int, database_url: str, options: dict[str, Any], out: Any) -> N
     try:
         measure_size(size, database_url, send=lambda kind, value: out.put((kind, value)), say=_say, **options)
         out.put(("done", None))
-    except BaseException:  # noqa: BLE001 - the parent reports it with the figures reached so far
-        out.put(("error", traceback.format_exc()))
+    except BaseException as exc:  # noqa: BLE001 - the parent reports it with the figures reached so far
+        out.put(("error", (_summary(exc), traceback.format_exc())))
 
 
 @dataclass
@@ -324,8 +324,9 @@ def run_size(size: int, database_url: str, timeout: float, options: dict[str, An
     if timeout <= 0:
         try:
             measure_size(size, database_url, send=report.take, say=_say, **options)
-        except Exception:  # noqa: BLE001 - keep the figures of the other sizes
-            report.status, report.problem = "error", traceback.format_exc().strip().splitlines()[-1]
+        except Exception as exc:  # noqa: BLE001 - keep the figures of the other sizes
+            _say(traceback.format_exc())
+            report.status, report.problem = "error", _summary(exc)
         report.elapsed_s = time.monotonic() - started
         return report
     context = multiprocessing.get_context("fork")
@@ -349,8 +350,8 @@ def run_size(size: int, database_url: str, timeout: float, options: dict[str, An
         if kind == "done":
             finished = True
         elif kind == "error":
-            report.status, report.problem = "error", value.strip().splitlines()[-1]
-            _say(value)
+            report.status, report.problem = "error", value[0]
+            _say(value[1])
             finished = True
         else:
             report.take(kind, value)
@@ -492,6 +493,11 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return f"{where} (not a git checkout)"
     return f"{where} at {head}" + (" with uncommitted changes in bridge/ or adapters/" if dirty else "")
+
+
+def _summary(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
 
 
 def _say(text: str) -> None:
