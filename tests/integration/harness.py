@@ -128,3 +128,408 @@ class Bridge:
         self._producer.close()
         self.engine.dispose()
         self.broker.stop()
+
+
+# -- hostile traffic (issue 11): sent messages with their coordinates, outputs read as they grow ------
+
+import hashlib  # noqa: E402 - the additions below are self-contained
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bridge.topicio import Message  # noqa: E402
+
+MiB = 1024 * 1024
+#: What the test producer may send: the broker (tansu 0.6) takes at least 20 MB per message, so
+#: inputs over the contract's 1 MiB can be sent to see the bridge refuse them.
+LARGE_REQUEST_BYTES = 16 * MiB
+#: Any of these in a topic's key or value is a message that exceeds the output bound.
+OUTPUT_TOPIC_NAMES = tuple(t.name for t in catalogue.OUTPUT_TOPICS)
+
+
+@contextlib.contextmanager
+def backend_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A URL of an empty database of ``backend`` (``sqlite`` or ``postgresql``) for as long as the
+    context lasts: for bridges that outlive one test (module-scoped fixtures). PostgreSQL needs
+    ``BRIDGE_TEST_POSTGRES_URL`` as in ``tests/conftest.py``: skipped without it, failed under CI."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'bridge.db'}"
+        return
+    import pytest
+
+    server = os.environ.get("BRIDGE_TEST_POSTGRES_URL")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("BRIDGE_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL for the suite")
+        pytest.skip("PostgreSQL not configured (BRIDGE_TEST_POSTGRES_URL)")
+    base = make_url(server).set(drivername="postgresql+psycopg")
+    name = f"bridge_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def install_insert_poison(engine: Any, data_prefix: str, constraint_prefix: str | None = None) -> None:
+    """Make the database refuse every credit fact whose event id starts with ``data_prefix`` (and
+    ``constraint_prefix``).
+
+    Stands for whatever gets past validation and still makes the database fail: a trigger, so the
+    messages themselves are valid. ``data_prefix``: a data error (PostgreSQL SQLSTATE 22021, what a
+    NUL byte in text gives; SQLite "malformed JSON", an OperationalError that is no outage).
+    ``constraint_prefix``: a constraint the batch breaks every time (PostgreSQL 23505, SQLite
+    ``RAISE(ABORT)``: an IntegrityError, which a worker may first take for a race it lost).
+    Install it after the worker created the schema.
+    """
+    prefixes = {"data": data_prefix, "constraint": constraint_prefix}
+    with engine.begin() as conn:
+        for kind, prefix in prefixes.items():
+            if prefix is None:
+                continue
+            pattern = prefix.replace("'", "''") + "%"
+            name = f"hostile_{kind}_poison"
+            if engine.dialect.name == "postgresql":
+                state = "22021" if kind == "data" else "23505"
+                conn.execute(text(
+                    f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.event_id LIKE '{pattern}' THEN "
+                    f"RAISE EXCEPTION 'refused by the hostile-input test trigger' USING ERRCODE = '{state}'; "
+                    "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                ))
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON credit_facts"))
+                conn.execute(text(
+                    f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON credit_facts "
+                    f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+                ))
+            else:
+                body = "SELECT json('not json')" if kind == "data" else \
+                    "SELECT RAISE(ABORT, 'refused by the hostile-input test trigger')"
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+                conn.execute(text(
+                    f"CREATE TRIGGER {name} BEFORE INSERT ON credit_facts "
+                    f"WHEN NEW.event_id LIKE '{pattern}' BEGIN {body}; END"
+                ))
+
+
+def readyz(port: int | str, timeout_s: float = 10.0) -> tuple[int, dict]:
+    """``(HTTP status, body)`` of a worker's ``/readyz``; ``(0, {"error": ...})`` when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=timeout_s) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            body = {}
+        return exc.code, body
+    except (OSError, ValueError) as exc:
+        return 0, {"error": repr(exc)}
+
+
+def wait_ready(port: int | str, worker: WorkerProcess, timeout_s: float = 90.0) -> None:
+    """Wait until the worker's ``/readyz`` answers 200 (it joined the group, the database answers)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        worker.check_alive()
+        status, body = readyz(port, timeout_s=2.0)
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker is not ready after {timeout_s:.0f} s: {status} {body}; see {worker.log_path}")
+        time.sleep(0.3)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message as the broker acknowledged it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def coordinates(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
+class TopicTail:
+    """Every message of some topics from their beginning, read further on each :meth:`poll`."""
+
+    def __init__(self, bootstrap: list[str], topics: Iterable[str]) -> None:
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        tps = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_beginning(*tps)
+
+    def poll(self, timeout_ms: int = 200) -> list[Message]:
+        """The messages that arrived since the last poll (maybe none)."""
+        new = []
+        for records in self._consumer.poll(timeout_ms=timeout_ms, max_records=100_000).values():
+            new.extend(Message(r.topic, r.partition, r.offset, r.key, r.value) for r in records)
+        return new
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass
+class Observer:
+    """Sends messages and records their coordinates; reads every output topic as it grows.
+
+    After :meth:`refresh`: ``dead`` holds each dead letter by the coordinates it names, ``sources``
+    the latest record key that names each ``(platform, event id)``, ``records`` and ``identities``
+    the latest value of each key, ``reviews`` every review item, and ``violations`` every output
+    message that breaks CONTRACT §2 on its own (over 1 MiB, a key that is not UTF-8, a value that
+    is not a JSON object).
+    """
+
+    bridge: Bridge
+    dead: dict[tuple[str, int, int], dict] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+    records: dict[str, dict | None] = field(default_factory=dict)
+    identities: dict[str, dict | None] = field(default_factory=dict)
+    reviews: list[dict] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    #: How many messages were read per output topic, and the largest (key + value bytes).
+    counts: dict[str, int] = field(default_factory=dict)
+    largest: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bootstrap = self.bridge.settings.bootstrap_servers()
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
+            max_in_flight_requests_per_connection=1, max_request_size=LARGE_REQUEST_BYTES,
+        )
+        self.tail = TopicTail(bootstrap, OUTPUT_TOPIC_NAMES)
+
+    def send(self, messages: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[Sent]:
+        """Send ``(topic, key, value)`` in order; returns each one's coordinates once acknowledged."""
+        futures = [self.producer.send(topic, key=key, value=value) for topic, key, value in messages]
+        self.producer.flush()
+        sent = []
+        for (topic, key, value), future in zip(messages, futures):
+            meta = future.get(timeout=60)
+            sent.append(Sent(topic, meta.partition, meta.offset, key, value))
+            if topic in INPUT_NAMES:
+                self.bridge.sent += 1
+        return sent
+
+    def refresh(self, timeout_ms: int = 200) -> int:
+        """Read what the output topics gained; returns how many messages that was."""
+        new = self.tail.poll(timeout_ms)
+        for msg in new:
+            self._note(msg)
+        return len(new)
+
+    def _note(self, msg: Message) -> None:
+        where = f"{msg.topic}[{msg.partition}]@{msg.offset}"
+        size = len(msg.key or b"") + len(msg.value or b"")
+        self.counts[msg.topic] = self.counts.get(msg.topic, 0) + 1
+        self.largest[msg.topic] = max(self.largest.get(msg.topic, 0), size)
+        if size > MiB:
+            self.violations.append(f"{where}: {size:,} bytes, over the 1 MiB bound")
+        if msg.key is not None:
+            try:
+                key = msg.key.decode("utf-8")
+            except UnicodeDecodeError:
+                self.violations.append(f"{where}: the key is not UTF-8 ({msg.key[:40]!r})")
+                key = msg.key.decode("utf-8", "replace")
+        else:
+            key = None
+        if msg.value is None:
+            if msg.topic == catalogue.CREDIT_RECORDS.name and key is not None:
+                self.records[key] = None
+            elif msg.topic == catalogue.LEARNER_IDENTITIES.name and key is not None:
+                self.identities[key] = None
+            else:
+                self.violations.append(f"{where}: a null value on a topic without tombstones")
+            return
+        try:
+            value = json.loads(msg.value)
+        except ValueError as exc:
+            self.violations.append(f"{where}: the value is not JSON ({exc})")
+            return
+        if not isinstance(value, dict):
+            self.violations.append(f"{where}: the value is not a JSON object")
+            return
+        if key is None and msg.topic != catalogue.DEADLETTER.name:
+            self.violations.append(f"{where}: no key")
+            return
+        if msg.topic == catalogue.DEADLETTER.name:
+            value["_size"] = size
+            value["_key"] = msg.key
+            try:
+                self.dead[(value["topic"], value["partition"], value["offset"])] = value
+            except (KeyError, TypeError):
+                self.violations.append(f"{where}: a dead letter without its coordinates")
+        elif msg.topic == catalogue.CREDIT_RECORDS.name:
+            self.records[key] = value
+            for source in value.get("sources") or ():
+                self.sources[(source.get("platform"), source.get("event_id"))] = key
+        elif msg.topic == catalogue.LEARNER_IDENTITIES.name:
+            self.identities[key] = value
+        elif msg.topic == catalogue.REVIEW.name:
+            self.reviews.append(value)
+
+    def record_of(self, event: tuple[str, str]) -> dict | None:
+        """The current record whose sources name ``event``, if any."""
+        key = self.sources.get(event)
+        if key is None:
+            return None
+        record = self.records.get(key)
+        if record is None or not any((s["platform"], s["event_id"]) == event for s in record["sources"]):
+            return None
+        return record
+
+    def wait(self, check: Callable[[], tuple[list[str], list[str]]], timeout_s: float, what: str,
+             worker: WorkerProcess | None = None) -> None:
+        """Read the outputs until ``check()`` returns no pending items; ``check`` returns ``(pending,
+        failures)``. Fails at once on a failure, and after ``timeout_s`` listing what is still pending."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.refresh()
+            pending, failures = check()
+            if failures:
+                raise AssertionError(f"{what}:\n  " + "\n  ".join(failures[:30]))
+            if not pending:
+                return
+            if worker is not None:
+                worker.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{what}: after {timeout_s:.0f} s, {len(pending)} still pending:\n  " + "\n  ".join(pending[:30])
+                    + (f"\n  (worker log: {worker.log_path})" if worker is not None else "")
+                )
+
+    def close(self) -> None:
+        self.tail.close()
+        self.producer.close()
+
+
+def sha256_hex(value: bytes | None) -> str:
+    return hashlib.sha256(value or b"").hexdigest()
+
+
+def dead_letter_problems(letter: dict, hostile: Any, sent: Sent) -> list[str]:
+    """What in one dead letter breaks CONTRACT §2 for the message ``hostile`` (a
+    :class:`tests.hostile.Hostile`) sent as ``sent``."""
+    from tests.hostile import is_printable_sentence, repeated_part
+
+    label = f"{hostile.label} at {sent.coordinates}"
+    problems = []
+    code, reason = letter.get("reason_code"), letter.get("reason")
+    if not isinstance(code, str) or not code:
+        problems.append(f"{label}: the dead letter has no reason_code ({code!r})")
+    elif hostile.reason_code is not None and code != hostile.reason_code:
+        problems.append(f"{label}: reason_code {code!r}, expected {hostile.reason_code!r}")
+    if not isinstance(reason, str) or not reason.strip():
+        problems.append(f"{label}: the dead letter has no reason")
+    else:
+        if not is_printable_sentence(reason):
+            problems.append(f"{label}: the reason holds control characters or surrogates: {reason[:200]!r}")
+        part = repeated_part(reason, hostile.needles)
+        if part is not None:
+            problems.append(f"{label}: the reason repeats the hostile value ({part!r} in {reason[:300]!r})")
+    digest = letter.get("payload_sha256")
+    if sent.value is not None:
+        # A content that lost to another content of its event id after it was processed may be
+        # dead-lettered once its bytes are gone (then without digest).
+        lost_later = code == "duplicate_event_id" and digest is None
+        if digest != sha256_hex(sent.value) and not lost_later:
+            problems.append(f"{label}: payload_sha256 is {digest!r}, not the SHA-256 of the message's bytes")
+        carried = letter.get("payload_base64")
+        if carried is not None:
+            import base64
+
+            try:
+                same = base64.b64decode(carried) == sent.value
+            except ValueError:
+                same = False
+            if not same:
+                problems.append(f"{label}: payload_base64 is not the message's bytes")
+    if letter.get("_size", 0) > MiB:
+        problems.append(f"{label}: the dead letter is {letter['_size']:,} bytes, over 1 MiB")
+    return problems
+
+
+def outcome_check(observer: Observer, sent: Sequence[tuple[Any, Sent]], pairs: Sequence[tuple[int, int]] = ()
+                  ) -> Callable[[], tuple[list[str], list[str]]]:
+    """A ``check`` for :meth:`Observer.wait`: has each message of ``sent`` (``tests.hostile.Hostile``
+    and its coordinates) become what it must (processed, dead-lettered, either), and of each pair of
+    indexes in ``pairs`` (one event id, two contents) exactly one been kept and the other
+    dead-lettered? Once nothing is pending, each dead letter is checked too."""
+    paired = {i for pair in pairs for i in pair}
+
+    def processed(hostile: Any) -> tuple[bool, str | None]:
+        if hostile.event is None:
+            return False, None
+        record = observer.record_of(hostile.event)
+        if record is None:
+            return False, None
+        if hostile.status is not None and record["status"] != hostile.status:
+            return False, f"its record is {record['status']}, expected {hostile.status}"
+        return True, None
+
+    def check() -> tuple[list[str], list[str]]:
+        pending: list[str] = []
+        failures: list[str] = []
+        for i, (hostile, where) in enumerate(sent):
+            if i in paired:
+                continue
+            label = f"{hostile.label} at {where.coordinates}"
+            letter = observer.dead.get(where.coordinates)
+            done, wrong = processed(hostile)
+            if hostile.expect == "process":
+                if letter is not None:
+                    failures.append(f"{label}: dead-lettered but valid ({letter.get('reason_code')}: {letter.get('reason')})")
+                elif not done:
+                    pending.append(f"{label}: not processed yet" + (f" ({wrong})" if wrong else ""))
+            elif hostile.expect == "dead_letter":
+                if letter is None and hostile.event is not None and observer.record_of(hostile.event) is not None:
+                    failures.append(f"{label}: processed as event {hostile.event[1][:60]!r} instead of dead-lettered")
+                elif letter is None:
+                    pending.append(f"{label}: not dead-lettered yet")
+            elif letter is None and not done and hostile.event is not None:
+                pending.append(f"{label}: neither processed nor dead-lettered yet")
+        for i, j in pairs:
+            (a, sa), (b, sb) = sent[i], sent[j]
+            la, lb = observer.dead.get(sa.coordinates), observer.dead.get(sb.coordinates)
+            label = f"{a.label} / {b.label} at {sa.coordinates} / {sb.coordinates}"
+            if la is not None and lb is not None:
+                failures.append(f"{label}: both contents dead-lettered ({la.get('reason_code')}, {lb.get('reason_code')})")
+                continue
+            if la is None and lb is None:
+                pending.append(f"{label}: neither content dead-lettered yet")
+                continue
+            kept = b if la is not None else a
+            record = observer.record_of(kept.event)
+            if record is None:
+                pending.append(f"{label}: the kept content is not processed yet")
+            elif a.status != b.status and record["status"] != kept.status:
+                pending.append(f"{label}: the record is {record['status']}, not {kept.status} of the kept content")
+        if not pending and not failures:
+            for hostile, where in sent:
+                letter = observer.dead.get(where.coordinates)
+                if letter is not None:
+                    failures.extend(dead_letter_problems(letter, hostile, where))
+        return pending, failures
+
+    return check
