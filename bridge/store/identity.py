@@ -72,26 +72,13 @@ _MORE_HOLDERS = (
     .values(holders=t.shared_evidence.c.holders + bindparam("b_added"))
 )
 
-_OTHER_EVIDENCE = t.evidence.alias("other")
 _OTHER_ACCOUNT = t.accounts.alias("other")
 
 
-def _sharing_digest(refs, max_shared: int):
-    """The accounts, other than ``refs``' own, holding a digest that one of ``refs`` holds (not a
-    crowded name+mobile: the holders' count is checked before their rows are joined)."""
-    mine, other, shared = t.evidence, _OTHER_EVIDENCE, t.shared_evidence
-    return (
-        select(other.c.platform, other.c.account)
-        .select_from(mine)
-        .outerjoin(shared, (shared.c.kind == mine.c.kind) & (shared.c.digest == mine.c.digest))
-        .join(other, (other.c.kind == mine.c.kind) & (other.c.digest == mine.c.digest))
-        .where(
-            _evidence_account_in(refs),
-            or_(mine.c.kind != NAME_MOBILE, shared.c.holders.is_(None), shared.c.holders <= max_shared),
-            (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account),
-        )
-        .distinct()
-    )
+def _holders_of(digests):
+    """The accounts holding any of these ``(kind, digest)`` pairs."""
+    e = t.evidence.c
+    return select(e.platform, e.account).where(pairs_in(e.kind, e.digest, digests)).distinct()
 
 
 #: Each evidence row with its digest's holder count (name+mobile only; rule 8).
@@ -247,6 +234,7 @@ class IdentityRepository(Repository):
                         else None
                     )
                     placed = placed or r.learner_id is not None
+                shared: set[tuple[str, str]] = set()
                 for r in self.conn.execute(_EVIDENCE_WITH_HOLDERS.where(_evidence_account_in(refs))):
                     ev = snap.evidence.get(AccountKey(r.platform, r.account))
                     if ev is None:
@@ -257,12 +245,18 @@ class IdentityRepository(Repository):
                             snap.crowded.add(r.digest)
                             continue
                         ev.name_mobile[r.digest] = seen
+                        # A name+mobile of one holder has nobody to share it with.
+                        if r.holders is None or r.holders > 1:
+                            shared.add((r.kind, r.digest))
                     else:
                         ev.documents[(r.kind, r.digest)] = seen
                         ev.document_keys[(r.kind, r.digest)] = r.key_id
-                # The other accounts sharing a digest or a learner with the chunk (the database
-                # joins, so only the other accounts come back).
-                found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_digest(refs, max_shared)))
+                        shared.add((r.kind, r.digest))
+                # The other accounts holding the chunk's digests: looked up by digest (an index
+                # search per digest) from what was just read, never a self-join, whose plan a
+                # planner without statistics can start from a crowd's rows.
+                for digests in chunks(sorted(shared)):
+                    found.update(_keys(self.conn.execute(_holders_of(digests))))
                 if placed:
                     found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs)))
                 for r in self.conn.execute(select(t.decisions).where(_decision_touches(refs))):
