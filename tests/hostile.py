@@ -668,6 +668,10 @@ def _build_key(recipe: Recipe, uid: str) -> list[Hostile]:
         key = key_bytes(f"GHX-{uid}\ud800", uid, surrogates="surrogatepass")
     elif how == "huge":
         key = long_text(f"hk-{uid}", 100_000).encode()
+    elif how == "not-utf8, bad message":
+        event = _set(base_event(recipe.platform, uid), ID_PATHS[recipe.platform][2], _DELETE)
+        return [from_event(recipe.platform, event, uid, f"{recipe.platform} event without course id, key not UTF-8",
+                           key=b"GHX-\xed\xa0\x80-" + uid.encode())]
     else:
         key = b"someone-else"
     event = base_event(recipe.platform, uid)
@@ -779,7 +783,7 @@ def _all_recipes(*, db_poison: bool, heavy: bool) -> list[Recipe]:
                 add(Recipe("size", platform, "", variant))
         add(Recipe("tombstone", platform, "", None))
         add(Recipe("cross", platform, "", None))
-        for how in ("none", "not-utf8", "wtf-8", "huge", "other"):
+        for how in ("none", "not-utf8", "wtf-8", "huge", "other", "not-utf8, bad message"):
             add(Recipe("key", platform, "", how))
         for how in SAME_ID_VARIANTS:
             add(Recipe("same_id", platform, "", how))
