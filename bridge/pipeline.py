@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
+from bridge.core.contents import NewContent, settle
 from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
 from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decision
@@ -26,6 +27,7 @@ from bridge.core.identity import AccountKey, Evidence, EvidenceItem, PendingRevi
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DEADLETTER_PAYLOAD_BOUND, DeadLetter, ReviewKind, record_id_for
 from bridge.errors import BadInput
+from bridge.store.contents import Retraction, StoredFact
 from bridge.store.engine import writer
 from bridge.store.ledger import fact_row
 from bridge.store.registry import Registry
@@ -167,6 +169,90 @@ def _crowd_review(holders: Sequence[AccountKey], placements: Mapping[AccountKey,
     return PendingReview(ReviewKind.AMBIGUOUS_MATCH, account, tuple(candidates))
 
 
+DUPLICATE_EVENT_ID = "duplicate_event_id"
+_CONTENT_ORDER = (
+    "the first in its fixed order of contents: event time, then account, course, kind, outcome, score, hours "
+    "and credits, then a keyed digest of the whole content"
+)
+_LOST_REASON = (
+    "this message's event id was already used with other content; the bridge keeps one content per event id, "
+    f"{_CONTENT_ORDER}, and this content comes after the one kept, so nothing of it was applied. Fix the "
+    "source so that each event has its own id, and resend this event under a new id"
+)
+_LEGACY_KEPT_REASON = (
+    "this message's event id was already used with other content, processed before the bridge kept content "
+    "digests; that content keeps the event id, so nothing of this one was applied. Fix the source so that "
+    "each event has its own id, and resend this event under a new id"
+)
+_RETRACTED_REASON = (
+    "this message was processed, but its event id later arrived with other content; the bridge keeps one "
+    f"content per event id, {_CONTENT_ORDER}, and the other content comes first, so this message's effects "
+    "were withdrawn and the other applied in its place. The bridge no longer holds this message's bytes: read "
+    "them at these coordinates of the source topic. Fix the source so that each event has its own id, and "
+    "resend this event under a new id"
+)
+
+
+@dataclass
+class _Prepared:
+    """An event worked out before anything of it is recorded: what it would store, and its content."""
+
+    msg: Inbound
+    event: CanonicalEvent
+    content: NewContent
+    #: Worked out only for an event that is not a redelivery.
+    evidence: Evidence = field(default_factory=Evidence)
+    course_key: str = ""
+    fact: CreditFact | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event.platform.value, self.event.event_id)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What a kept content's fact stores beside it: its event id's contents count and its digest."""
+
+    contents: int
+    digest: str | None
+    key_id: str
+
+
+@dataclass
+class _ContentPlan:
+    """How a batch settles one content per event id, applied once every event is prepared."""
+
+    #: Prepared events (by index) whose content is kept, with what their fact stores beside it.
+    apply: dict[int, _Kept] = field(default_factory=dict)
+    #: Stored contents that lost to a content of this batch: retracted.
+    retract: list[StoredFact] = field(default_factory=list)
+    #: Contents that lost (rows of rejected_contents).
+    rejected: list[dict[str, object]] = field(default_factory=list)
+    #: Stored contents that stay, with their event ids' new count of contents.
+    bumps: dict[tuple[str, str], int] = field(default_factory=dict)
+    bumped: list[StoredFact] = field(default_factory=list)
+    #: The account of each retracted content -> the account of the content that replaced it.
+    winner_of: dict[AccountKey, AccountKey] = field(default_factory=dict)
+
+    def reject(self, msg: Inbound, key: tuple[str, str], digest: str | None, key_id: str | None, now: datetime) -> None:
+        self.rejected.append({"platform": key[0], "event_id": key[1], "content_digest": digest,
+                              "content_key_id": key_id, "topic": msg.topic, "partition": msg.partition,
+                              "offset": msg.offset, "rejected_at": now})
+
+    def apply_to(self, registry: Registry, touched: _Touched, retraction: Retraction) -> None:
+        """Store the rejected contents and the new counts, and mark what they touched: a kept
+        content's record and identity count one more event; a retraction's accounts are re-resolved
+        and its records re-derived (or retired)."""
+        registry.reject_contents(self.rejected)
+        registry.set_contents(self.bumps)
+        for known in self.bumped:
+            touched.accounts.add(known.account)
+            touched.new_courses.setdefault(known.account, set()).add(known.course_key)
+        touched.accounts |= retraction.accounts
+        touched.records |= retraction.records
+
+
 class Pipeline:
     """Processes batches of inbound messages; safe to call again with the same messages."""
 
@@ -233,54 +319,160 @@ class Pipeline:
 
         with self._writer.begin() as conn:
             registry = Registry(conn)
-            seen = registry.known_events((e.platform.value, e.event_id) for _, e in events)
             touched = _Touched()
             writes = _Writes()
+            prepared: list[_Prepared] = []
             for msg, event in events:
-                key = (event.platform.value, event.event_id)
-                if key in seen:
-                    result.duplicates += 1
-                    continue
-                seen.add(key)
                 try:
-                    problem = self._prepare_event(msg, event, touched, writes)
+                    prepared.append(self._prepare_event(msg, event))
                 except Exception as exc:  # noqa: BLE001 - a poison event must not stall the partition
                     log.exception(
                         "event failed in processing; dead-lettered",
-                        extra={"platform": key[0], "event_id": key[1], "topic": msg.topic,
+                        extra={"platform": event.platform.value, "event_id": event.event_id, "topic": msg.topic,
                                "partition": msg.partition, "offset": msg.offset},
                     )
                     result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
+            plan = self._settle_contents(registry, prepared, now, result)
+            for index, item in enumerate(prepared):
+                kept = plan.apply.get(index)
+                if kept is None:
                     continue
-                result.processed[(event.platform.value, event.kind.value)] += 1
-                result.event_times.append(event.occurred_at)
+                problem = self._record_event(item, kept, touched, writes)
+                result.processed[(item.event.platform.value, item.event.kind.value)] += 1
+                result.event_times.append(item.event.occurred_at)
                 if problem:
                     result.data_quality[problem] += 1
+            # A retracted content goes before the content that replaces it is stored (same key).
+            retraction = registry.retract_facts(plan.retract, writes.accounts, self.max_shared_evidence)
             touched.crowds = writes.apply(registry, self.max_shared_evidence)
+            plan.apply_to(registry, touched, retraction)
             for decision in decisions:
                 self._record_decision(registry, decision, touched, result)
             self._resolve_identities(registry, touched, result)
+            self._retire_vanished(registry, touched, retraction, plan.winner_of)
             self._refresh(registry, touched, result)
         return result
 
-    def _prepare_event(self, msg: Inbound, event: CanonicalEvent, touched: _Touched, writes: _Writes) -> str | None:
-        """Work out what an event stores (no I/O); returns its data-quality problem, if any."""
+    def _prepare_event(self, msg: Inbound, event: CanonicalEvent) -> _Prepared:
+        """Work out an event's content digest (no I/O): all a redelivery needs."""
+        return _Prepared(msg=msg, event=event, content=NewContent.of(event, self.pseudonymiser))
+
+    def _complete_event(self, item: _Prepared, now: datetime, result: BatchResult) -> bool:
+        """Work out what an event that is not a redelivery would store (no I/O). Everything that can
+        fail for one event fails here, before anything of it is recorded: it is all or nothing. A
+        failure dead-letters the event (and returns False)."""
+        event = item.event
+        try:
+            item.fact = item.content.fact = CreditFact.from_event(event)
+            item.evidence = Evidence.of(event, self.pseudonymiser)
+            item.course_key = self.course_keys.key_for(event.platform, event.course_id)
+        except Exception as exc:  # noqa: BLE001 - a poison event must not stall the partition
+            msg = item.msg
+            log.exception(
+                "event failed in processing; dead-lettered",
+                extra={"platform": event.platform.value, "event_id": event.event_id, "topic": msg.topic,
+                       "partition": msg.partition, "offset": msg.offset},
+            )
+            result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
+            return False
+        return True
+
+    def _record_event(self, item: _Prepared, kept: _Kept, touched: _Touched, writes: _Writes) -> str | None:
+        """Record a prepared event whose content is kept; returns its data-quality problem, if any."""
+        msg, event, evidence = item.msg, item.event, item.evidence
         account = AccountKey(event.platform.value, event.account)
         seen = Sighting(event.occurred_at, event.event_id)
-        evidence = Evidence.of(event, self.pseudonymiser)
-        course_key = self.course_keys.key_for(event.platform, event.course_id)
-        fact = fact_row(CreditFact.from_event(event), course_key, msg.topic, msg.partition, msg.offset)
-        # Nothing above may fail once something is recorded below: the event is all or nothing.
+        fact = fact_row(item.fact, item.course_key, msg.topic, msg.partition, msg.offset, kept.digest, kept.key_id,
+                        evidence.items)
+        fact["contents"] = kept.contents
         writes.note(writes.accounts, account, seen)
-        for item in evidence.items:
-            writes.note(writes.evidence, (account, item), seen)
+        for evidence_item in evidence.items:
+            writes.note(writes.evidence, (account, evidence_item), seen)
         if evidence.document_problem:
             writes.problems.append({"platform": account.platform, "event_id": event.event_id, "reason": evidence.document_problem})
         writes.facts.append(fact)
         touched.accounts.add(account)
-        touched.new_courses.setdefault(account, set()).add(course_key)
+        touched.new_courses.setdefault(account, set()).add(item.course_key)
         touched.sightings.setdefault(account, seen)
         return evidence.document_problem
+
+    def _settle_contents(
+        self, registry: Registry, prepared: Sequence[_Prepared], now: datetime, result: BatchResult
+    ) -> _ContentPlan:
+        """CONTRACT §1: one content per event id, whatever the order (see bridge/core/contents.py).
+
+        Redeliveries are counted as duplicates; a content that loses is dead-lettered now, and a
+        stored content that loses to one in this batch is retracted and dead-lettered after the
+        fact (from its stored coordinates: the bridge no longer holds its bytes). A new event id
+        seen once costs one look-up, shared with the batch, and its digest.
+        """
+        plan = _ContentPlan()
+        arrivals: dict[tuple[str, str], list[int]] = {}
+        for index, item in enumerate(prepared):
+            arrivals.setdefault(item.key, []).append(index)
+        digests = registry.stored_digests(arrivals)
+        current = self.pseudonymiser.key_id
+        unsettled = []
+        for key, indices in arrivals.items():
+            digest = digests.get(key)
+            if digest is None and len(indices) == 1:
+                if self._complete_event(prepared[indices[0]], now, result):
+                    content = prepared[indices[0]].content
+                    plan.apply[indices[0]] = _Kept(1, content.digest(current), current)
+            elif digest is not None and digest[0] is not None and all(
+                prepared[i].content.digest(digest[1]) == digest[0] for i in indices
+            ):
+                result.duplicates += len(indices)  # redeliveries of the stored content
+            else:
+                unsettled.append(key)
+        stored = registry.stored_contents(unsettled) if unsettled else {}
+        for key in unsettled:
+            indices = [i for i in arrivals[key] if self._complete_event(prepared[i], now, result)]
+            known = stored.get(key)
+            if not indices:
+                continue
+            out = settle([prepared[i].content for i in indices], known.content if known else None,
+                         known.contents if known else 0, known.rejected if known else {}, self.pseudonymiser)
+            result.duplicates += len(out.duplicates)
+            for lost in out.rejected:
+                item = prepared[indices[lost]]
+                plan.reject(item.msg, key, item.content.digest(out.key_id), out.key_id, now)
+                legacy = known is not None and known.content.content_digest is None
+                reason = _LEGACY_KEPT_REASON if legacy and out.kept is None else _LOST_REASON
+                result.dead_letters.append((item.msg, dead_letter(item.msg, reason, DUPLICATE_EVENT_ID, now)))
+            if out.kept is not None:
+                winner = prepared[indices[out.kept]]
+                plan.apply[indices[out.kept]] = _Kept(out.contents, winner.content.digest(out.key_id), out.key_id)
+            elif known is not None and out.contents != known.contents:
+                plan.bumps[key] = out.contents
+                plan.bumped.append(known)
+            if out.retract_stored and known is not None:
+                plan.retract.append(known)
+                plan.winner_of.setdefault(known.account, AccountKey(key[0], winner.event.account))
+                gone = Inbound(known.topic, known.partition, known.offset, known.account.account.encode(), None)
+                plan.reject(gone, key, known.content.content_digest, known.content.key_id, now)
+                result.dead_letters.append((gone, dead_letter(gone, _RETRACTED_REASON, DUPLICATE_EVENT_ID, now)))
+        return plan
+
+    def _retire_vanished(
+        self, registry: Registry, touched: _Touched, retraction: Retraction, winner_of: Mapping[AccountKey, AccountKey]
+    ) -> None:
+        """Retire a learner whose every account vanished with a retracted content: it is merged into
+        the learner of the account that holds that event id now, so it is no longer published as a
+        live learner (a learner that lost only some of its accounts was re-resolved as any other)."""
+        placed = {p.learner_id for p in touched.placements.values()}
+        orphans: dict[str, AccountKey] = {}
+        for account, learner_id in sorted(retraction.vanished.items()):
+            if learner_id is not None and learner_id not in placed:
+                orphans.setdefault(learner_id, account)
+        if not orphans:
+            return
+        empty = registry.learners_without_accounts(orphans) & registry.live(orphans)
+        for learner_id in sorted(empty):
+            survivor = touched.placements.get(winner_of.get(orphans[learner_id]))
+            if survivor is None:
+                continue
+            touched.learners.update(registry.retire_learner(learner_id, survivor.learner_id))
 
     def _record_decision(
         self, registry: Registry, decision: OperatorDecision, touched: _Touched, result: BatchResult
@@ -306,7 +498,7 @@ class Pipeline:
         seeds = set(touched.accounts).union(*crowds.values())
         group = registry.group(seeds, self.max_shared_evidence)
         evidence, links, rejected, before = group.evidence, group.links, group.rejected, group.placements
-        outcome = cluster(evidence, links, rejected)
+        outcome = cluster(evidence, links, rejected, self.max_shared_evidence)
         # The group holds every account of every learner it touches: one count serves the record
         # keys to refresh and the identity versions; facts are read only for the records that change.
         touched.courses = registry.course_counts(group.keys)

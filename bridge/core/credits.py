@@ -32,6 +32,10 @@ class CreditFact(BaseModel):
     platform_credits: float | None = None
     passed: bool | None = None
     score: float | None = None
+    #: How many distinct contents the fact's event id has shown, the kept one included (CONTRACT
+    #: §1: the others were dead-lettered). Each is an event behind the record, so each counts in its
+    #: version, and the version does not depend on which content arrived first.
+    contents: int = 1
 
     @classmethod
     def from_event(cls, event: CanonicalEvent) -> CreditFact:
@@ -65,10 +69,18 @@ class RecordState(BaseModel):
     completed_at: datetime | None
     sources: tuple[Source, ...]
     rule: str
+    #: The other contents (beyond one per source) that the sources' event ids showed.
+    extra_contents: int = 0
 
     @property
     def record_id(self) -> str:
         return record_id_for(self.learner_id, self.course_key)
+
+    @property
+    def events(self) -> int:
+        """How many events are behind the record: one per content of each source's event id. A
+        record's version is this count, so the same events give the same version in any order."""
+        return len(self.sources) + self.extra_contents
 
     def to_record(self, version: int) -> CreditRecord:
         """The published record at ``version``."""
@@ -160,4 +172,5 @@ def derive_record(
         completed_at=completed_at,
         sources=sources,
         rule=rule,
+        extra_contents=sum(f.contents - 1 for f in facts),
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import bindparam, func, insert, select, update
 
 from bridge.core.credits import CreditFact, RecordState
 from bridge.core.events import EventKind, Platform
-from bridge.core.identity import AccountKey
+from bridge.core.identity import AccountKey, EvidenceItem
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks, pairs_in
 from topics.catalogue import CREDIT_RECORDS
@@ -35,7 +37,8 @@ class LedgerRepository(Repository):
             self.conn.execute(insert(t.credit_facts), rows)
 
     def course_counts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, dict[str, int]]:
-        """How many facts each of these accounts has per course key (an index-only count).
+        """How many events each of these accounts has per course key: the sum of its facts'
+        ``contents`` (a fact counts once per distinct content its event id showed, CONTRACT §1).
 
         Identity versions need only the counts and re-resolution only the courses, so the facts
         themselves are read for the records that change (:meth:`facts_of`).
@@ -44,12 +47,12 @@ class LedgerRepository(Repository):
         found: dict[AccountKey, dict[str, int]] = {}
         for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
             rows = self.conn.execute(
-                select(f.platform, f.account, f.course_key, func.count())
+                select(f.platform, f.account, f.course_key, func.sum(f.contents))
                 .where(pairs_in(f.platform, f.account, chunk))
                 .group_by(f.platform, f.account, f.course_key)
             )
             for platform, account, course_key, count in rows:
-                found.setdefault(AccountKey(platform, account), {})[course_key] = count
+                found.setdefault(AccountKey(platform, account), {})[course_key] = int(count)
         return found
 
     def facts_of(self, wanted: Mapping[AccountKey, set[str]]) -> dict[AccountKey, list[tuple[str, CreditFact]]]:
@@ -95,11 +98,13 @@ class LedgerRepository(Repository):
     def save_records(self, states: list[RecordState]) -> int:
         """Store derived records; queue each that changed. Returns how many changed.
 
-        A record's version is the number of events behind it: every new event changes the
-        record by one version, and the same events give the same version whatever order or
-        batches they came in (so a replay publishes the same bytes). When a record loses events
-        (an account split off after re-resolution), its id is retired with a tombstone first,
-        so that subscribers who keep the highest version start that record afresh.
+        A record's version is the number of events behind it (:attr:`RecordState.events`: each
+        content of each source's event id): every new event changes the record by one version,
+        and the same events give the same version whatever order or batches they came in (so
+        a replay publishes the same bytes). When a record loses events (an account split off
+        after re-resolution, a content retracted for another of its event id), its id is retired
+        with a tombstone first, so that subscribers who keep the highest version start that
+        record afresh.
         """
         c = t.credit_records.c
         stored = {}
@@ -110,7 +115,7 @@ class LedgerRepository(Repository):
                 stored[r.record_id] = r
         new, changed, restart, queue = [], [], [], []
         for state in states:
-            record_id, version = state.record_id, len(state.sources)
+            record_id, version = state.record_id, state.events
             text = state.to_record(version).model_dump_json()
             values = {"value": text, "state": None, "retired": False, "status": state.status.value,
                       "credits": state.credits, "version": version}
@@ -161,7 +166,7 @@ def published_record(row) -> str | None:
 _FACT_COLUMNS = [
     t.credit_facts.c[name]
     for name in ("platform", "account", "event_id", "kind", "occurred_at", "course_id", "course_key", "hours",
-                 "platform_credits", "passed", "score")
+                 "platform_credits", "passed", "score", "contents")
 ]
 
 
@@ -177,10 +182,22 @@ def _fact(r) -> CreditFact:
         platform_credits=r.platform_credits,
         passed=r.passed,
         score=r.score,
+        contents=r.contents,
     )
 
 
-def fact_row(fact: CreditFact, course_key: str, topic: str, partition: int, offset: int) -> dict[str, object]:
+def fact_row(
+    fact: CreditFact,
+    course_key: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    content_digest: str | None = None,
+    content_key_id: str | None = None,
+    evidence: Iterable[EvidenceItem] | None = None,
+) -> dict[str, object]:
+    """A fact's row; with the keyed digest of its event's content and the evidence it showed
+    (``[[kind, digest, key_id], ...]``), so that the content can be told apart and retracted."""
     return {
         "platform": fact.platform.value,
         "event_id": fact.event_id,
@@ -196,7 +213,34 @@ def fact_row(fact: CreditFact, course_key: str, topic: str, partition: int, offs
         "topic": topic,
         "partition": partition,
         "offset": offset,
+        "content_digest": content_digest,
+        "content_key_id": content_key_id,
+        "contents": fact.contents,
+        "evidence": None if evidence is None else evidence_json(evidence),
     }
+
+
+def evidence_json(items: Iterable[EvidenceItem]) -> str:
+    """A fact's evidence column: its event's evidence items, ``[[kind, digest, key_id], ...]``.
+
+    Written by hand (it is on every event's path, and ``json.dumps`` costs several times more):
+    kinds and hex digests are the bridge's own, only a configured key id is quoted by ``json``.
+    """
+    parts = []
+    for i in items:
+        key_id = i.key_id if _PLAIN.fullmatch(i.key_id) else json.dumps(i.key_id)[1:-1]
+        parts.append(f'["{i.kind}","{i.digest}","{key_id}"]')
+    return "[" + ",".join(parts) + "]"
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+def evidence_items(text: str | None) -> tuple[EvidenceItem, ...] | None:
+    """The evidence items of a fact's evidence column (``None``: a fact from before revision 0003)."""
+    if text is None:
+        return None
+    return tuple(EvidenceItem(kind, digest, key_id) for kind, digest, key_id in json.loads(text))
 
 
 _CHANGED_RECORD = (

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, select
 
 from bridge.store import schema as t
 from bridge.store.base import chunks
+from bridge.store.contents import ContentsRepository
 from bridge.store.identity import IdentityRepository
 from bridge.store.ledger import LedgerRepository, published_record
 from bridge.store.outbox import OutboxEntry, OutboxRepository
@@ -20,7 +21,7 @@ from topics import catalogue
 __all__ = ["OutboxEntry", "Registry"]
 
 
-class Registry(IdentityRepository, LedgerRepository, ReviewRepository, OutboxRepository):
+class Registry(IdentityRepository, LedgerRepository, ContentsRepository, ReviewRepository, OutboxRepository):
     """All repositories of the store on one connection."""
 
     def published_values(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes | None]:

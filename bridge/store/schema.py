@@ -114,7 +114,8 @@ credit_facts = Table(
     Column("content_key_id", String(32), nullable=True),
     Column("contents", Integer, nullable=False, server_default="1"),
     Column("evidence", Text, nullable=True),
-    Index("ix_credit_facts_account_course", "platform", "account", "course_key"),
+    # Covers ``contents`` (revision 0003): the per-course event counts stay index-only.
+    Index("ix_credit_facts_account_course", "platform", "account", "course_key", "contents"),
 )
 
 # Revision 0003: contents of an event id that lost to another content of the same id (CONTRACT

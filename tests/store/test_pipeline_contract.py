@@ -324,7 +324,7 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
     assert state() == (2, 2, 4)  # the record changed; the identity's component grew by one event
     assert published(engine, RECORDS, record_id)["status"] == "AWARDED"
 
-    pipeline.process([enrol, feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True)])
+    pipeline.process([enrol, feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True, score=60)])
     assert state() == (2, 2, 4)  # redeliveries change nothing
 
     pipeline.process([feed.union("u-9", member_no="GH1", course="ACFTU-XX-0001", when=day(4))])

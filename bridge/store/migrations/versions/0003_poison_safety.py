@@ -34,6 +34,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('content_key_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('contents', sa.Integer(), server_default='1', nullable=False))
         batch_op.add_column(sa.Column('evidence', sa.Text(), nullable=True))
+        # The per-course event counts of identity versions sum ``contents``: the index covers it,
+        # so they stay index-only.
+        batch_op.drop_index('ix_credit_facts_account_course')
+        batch_op.create_index('ix_credit_facts_account_course', ['platform', 'account', 'course_key', 'contents'],
+                              unique=False)
     op.create_table(
         'rejected_contents',
         sa.Column('platform', sa.String(length=16), nullable=False),
@@ -80,6 +85,8 @@ def downgrade() -> None:
     op.drop_table('shared_evidence')
     op.drop_table('rejected_contents')
     with op.batch_alter_table('credit_facts', schema=None) as batch_op:
+        batch_op.drop_index('ix_credit_facts_account_course')
+        batch_op.create_index('ix_credit_facts_account_course', ['platform', 'account', 'course_key'], unique=False)
         batch_op.drop_column('evidence')
         batch_op.drop_column('contents')
         batch_op.drop_column('content_key_id')
