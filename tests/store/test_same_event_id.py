@@ -307,3 +307,51 @@ def test_other_content_in_one_batch_keeps_the_first_in_the_order(pipeline: Pipel
     assert result.duplicates == 1
     [record] = live_records(pipeline.engine).values()
     assert (record["score"], record["version"]) == (60, 2)
+
+
+# -- key rotation and facts from before revision 0003 -------------------------------------------
+
+
+def _pipeline_with(engine: Engine, pseudonymiser) -> Pipeline:
+    pipeline = make_pipeline(engine)
+    pipeline.pseudonymiser = pseudonymiser
+    return pipeline
+
+
+def test_contents_are_compared_under_the_stored_key_during_a_rotation(engine: Engine, feed: Feed) -> None:
+    from bridge.core.pseudonym import Pseudonymiser
+
+    old = Pseudonymiser.from_secret("old-key-0123456789-0123456789-0123456789")
+    new = Pseudonymiser.from_secret("new-key-0123456789-0123456789-0123456789",
+                                    previous=("old-key-0123456789-0123456789-0123456789",))
+    kept, other = _two_contents(feed)
+    _pipeline_with(engine, old).process([kept])
+    rotated = _pipeline_with(engine, new)
+    assert rotated.process([kept]).duplicates == 1  # a redelivery across the rotation
+    result = rotated.process([other])
+    assert [d.reason_code for _, d in result.dead_letters] == ["duplicate_event_id"]
+    with engine.connect() as conn:
+        # The event id's contents stay under the key its first content was digested with.
+        assert conn.execute(select(t.rejected_contents.c.content_key_id)).scalars().all() == [old.key_id]
+        assert conn.execute(select(t.credit_facts.c.content_key_id)).scalars().all() == [old.key_id]
+    # Once the old key is gone, contents equal in their plain part cannot be told apart: the same.
+    gone = _pipeline_with(engine, Pseudonymiser.from_secret("new-key-0123456789-0123456789-0123456789"))
+    before = snapshot(engine)
+    assert gone.process([kept, Inbound(other.topic, 0, 55, other.key, other.value)]).duplicates == 2
+    assert snapshot(engine) == before
+
+
+def test_a_fact_from_before_content_digests_keeps_its_event_id(pipeline: Pipeline, feed: Feed) -> None:
+    engine = pipeline.engine
+    kept, other = _two_contents(feed)
+    pipeline.process([other])  # stored first; made a pre-0003 fact below (no digest, no evidence)
+    with engine.begin() as conn:
+        conn.execute(t.credit_facts.update().values(content_digest=None, content_key_id=None, evidence=None))
+    # Equal in every stored field: a redelivery. Other content, even first in the order: dead-lettered.
+    assert pipeline.process([Inbound(other.topic, 0, 50, other.key, other.value)]).duplicates == 1
+    result = pipeline.process([kept])
+    [(msg, letter)] = result.dead_letters
+    assert (msg.offset, letter.reason_code) == (kept.offset, "duplicate_event_id")
+    assert "before the bridge kept content digests" in letter.reason
+    [record] = live_records(engine).values()
+    assert (record["score"], record["version"]) == (90, 2)
