@@ -337,9 +337,17 @@ class StreamWorker:
 
 
 def deadletter_key(key: bytes | None) -> bytes | None:
-    """The key of a dead letter: the source key, or its digest when it is too long to carry."""
-    if key is None or len(key) <= DEADLETTER_KEY_BOUND:
-        return key
+    """The key of a dead letter: the source key, or its digest when it is too long to carry or
+    not UTF-8."""
+    if key is None:
+        return None
+    if len(key) <= DEADLETTER_KEY_BOUND:
+        try:
+            key.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # output keys are UTF-8 text (CONTRACT §2)
+        else:
+            return key
     return b"sha256:" + hashlib.sha256(key).hexdigest().encode("ascii")
 
 

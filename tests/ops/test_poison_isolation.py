@@ -213,6 +213,7 @@ def test_a_dead_letter_keeps_a_short_key_and_digests_a_long_one() -> None:
     assert deadletter_key(None) is None
     long_key = b"9" * (DEADLETTER_KEY_BOUND + 1)
     assert deadletter_key(long_key) == b"sha256:" + hashlib.sha256(long_key).hexdigest().encode()
+    assert deadletter_key(b"\xff\xfe") == b"sha256:" + hashlib.sha256(b"\xff\xfe").hexdigest().encode()
 
 
 def test_a_value_over_the_message_bound_is_held_back_not_sent(runtime: Runtime) -> None:
