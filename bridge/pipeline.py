@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from bridge.core.contents import NewContent, settle
 from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
-from bridge.core.decisions import DecisionAction, OperatorDecision, parse_decision
+from bridge.core.decisions import DECISION_REJECTED, DecisionAction, OperatorDecision, decision_fault, parse_decision
 from bridge.core.events import CanonicalEvent
 from bridge.core.identity import AccountKey, Evidence, EvidenceItem, PendingReview, Placement, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
@@ -298,7 +298,7 @@ class Pipeline:
         result = BatchResult()
         now = self.clock()
         events: list[tuple[Inbound, CanonicalEvent]] = []
-        decisions: list[OperatorDecision] = []
+        decisions: list[tuple[Inbound, OperatorDecision]] = []
         for msg in batch:
             try:
                 parsed = self.parse(msg)
@@ -313,7 +313,7 @@ class Pipeline:
                 result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
                 continue
             if isinstance(parsed, OperatorDecision):
-                decisions.append(parsed)
+                decisions.append((msg, parsed))
             else:
                 events.append((msg, parsed))
 
@@ -346,8 +346,8 @@ class Pipeline:
             retraction = registry.retract_facts(plan.retract, writes.accounts, self.max_shared_evidence)
             touched.crowds = writes.apply(registry, self.max_shared_evidence)
             plan.apply_to(registry, touched, retraction)
-            for decision in decisions:
-                self._record_decision(registry, decision, touched, result)
+            for msg, decision in decisions:
+                self._record_decision(registry, msg, decision, touched, result, now)
             self._resolve_identities(registry, touched, result)
             self._retire_vanished(registry, touched, retraction, plan.winner_of)
             self._refresh(registry, touched, result)
@@ -475,11 +475,23 @@ class Pipeline:
             touched.learners.update(registry.retire_learner(learner_id, survivor.learner_id))
 
     def _record_decision(
-        self, registry: Registry, decision: OperatorDecision, touched: _Touched, result: BatchResult
+        self, registry: Registry, msg: Inbound, decision: OperatorDecision, touched: _Touched, result: BatchResult,
+        now: datetime,
     ) -> None:
-        if not registry.record_decision(decision):
+        if registry.decision_known(decision.decision_id):
             result.duplicates += 1
             return
+        item = registry.find_review_item(decision.review_id)
+        anchor_learner, candidates = None, set()
+        if item is not None and decision.anchor is not None:
+            learner = registry.learner_of(AccountKey(decision.anchor.platform.value, decision.anchor.account))
+            anchor_learner = registry.live_learner(learner) if learner else None
+            candidates = {registry.live_learner(c) for c in item.candidates}
+        fault = decision_fault(decision, item, anchor_learner, candidates)
+        if fault is not None:
+            result.dead_letters.append((msg, dead_letter(msg, fault, DECISION_REJECTED, now)))
+            return
+        registry.record_decision(decision)
         result.decisions += 1
         status = "linked" if decision.action is DecisionAction.LINK else "rejected"
         registry.settle_review(decision.review_id, status, decision.decision_id, decision.decided_by, decision.decided_at)

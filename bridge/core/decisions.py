@@ -24,7 +24,7 @@ from bridge.core.normalise import (
     is_printable,
     may_escape_bad_text,
 )
-from bridge.core.records import AccountRef
+from bridge.core.records import AccountRef, ReviewItem
 from bridge.errors import BadInput
 
 # A note is free text: line breaks and tabs are fine, other control characters, NUL and lone
@@ -186,3 +186,29 @@ def _rejected(exc: ValidationError) -> BadInput:
         f"operator decision rejected: {'; '.join(problems)}; re-issue it with `bridge review link|reject`",
         code=code,
     )
+
+
+#: The reason code of a well-formed decision that does not fit the review item it names.
+DECISION_REJECTED = "decision_rejected"
+
+
+def decision_fault(decision: OperatorDecision, item: ReviewItem | None, anchor_learner: str | None,
+                   candidates: set[str]) -> str | None:
+    """Why ``decision`` must not be applied to ``item`` (CONTRACT §2, rule 9), or ``None``.
+
+    ``anchor_learner`` is the live learner the anchor account belongs to now, ``candidates`` the
+    live learners the item's candidates became (learner ids merge as evidence arrives). The
+    reasons name what is wrong, never a value.
+    """
+    if item is None:
+        return "operator decision rejected: it names no review item; nothing was changed"
+    if item.status != "open":
+        return (f"operator decision rejected: its review item is already {item.status}; nothing was changed. "
+                "A decision is taken once per review item")
+    if item.account != decision.account:
+        return ("operator decision rejected: its account is not the account of the review item it names; "
+                "nothing was changed")
+    if decision.action is DecisionAction.LINK and (anchor_learner is None or anchor_learner not in candidates):
+        return ("operator decision rejected: it links to a learner that is not among its review item's "
+                "candidates; nothing was changed. Re-issue it with `bridge review link` and one of the candidates")
+    return None

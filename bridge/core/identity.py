@@ -228,6 +228,9 @@ def cluster(
     for link in sorted(operator_links, key=lambda l: (l.at, l.decision_id)):
         if link.account in accounts and link.anchor in accounts:
             ra, rb = uf.find(link.account), uf.find(link.anchor)
+            if ra != rb and _contradicts(root_docs[ra], root_docs[rb]):
+                # Rule 9: not even an operator joins holders of different valid documents of one type.
+                continue
             merged = _merge_docs(root_docs[ra], root_docs[rb])
             root_docs[uf.union(ra, rb)] = merged
             operator_edges[link.account].append(link)

@@ -399,6 +399,23 @@ class IdentityRepository(Repository):
             self.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
         return len(changes)
 
+    def live_learner(self, learner_id: str) -> str:
+        """The learner ``learner_id`` is now: itself, or where its merges lead."""
+        seen = {learner_id}
+        while True:
+            into = self.conn.execute(
+                select(t.learners.c.merged_into).where(t.learners.c.learner_id == learner_id)
+            ).scalar_one_or_none()
+            if into is None or into in seen:
+                return learner_id
+            seen.add(into)
+            learner_id = into
+
+    def decision_known(self, decision_id: str) -> bool:
+        return self.conn.execute(
+            select(t.decisions.c.decision_id).where(t.decisions.c.decision_id == decision_id)
+        ).first() is not None
+
     def record_decision(self, decision: OperatorDecision) -> bool:
         """Store a decision once; returns False for a redelivered one."""
         exists = self.conn.execute(

@@ -50,7 +50,15 @@ class ReviewRepository(Repository):
         return True
 
     def review_item(self, review_id: str) -> ReviewItem:
-        r = self.conn.execute(select(t.review_items).where(t.review_items.c.review_id == review_id)).one()
+        item = self.find_review_item(review_id)
+        if item is None:
+            raise LookupError(f"no review item {review_id}")
+        return item
+
+    def find_review_item(self, review_id: str) -> ReviewItem | None:
+        r = self.conn.execute(select(t.review_items).where(t.review_items.c.review_id == review_id)).first()
+        if r is None:
+            return None
         return ReviewItem(
             review_id=r.review_id,
             kind=ReviewKind(r.kind),
