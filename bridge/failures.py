@@ -33,6 +33,7 @@ RACE_STATES = frozenset({"40001", "40P01"})
 _TRANSIENT_CLASSES = frozenset({"08", "53", "57", "58"})
 _TRANSIENT_STATES = frozenset({"55P03", "57014", "40003"})
 _UNDEFINED_TABLE = "42P01"
+UNIQUE_VIOLATION = "23505"
 #: Parts of SQLite's messages for a database that is busy or unreachable for now.
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "out of memory", "interrupted")
 
@@ -68,13 +69,19 @@ def _classify_database(exc: sa_exc.SQLAlchemyError) -> Failure:
     if state:
         if state in RACE_STATES:
             return Failure.RACE
-        if state == "23505":
-            # Two workers inserting the same new row at once: the loser redoes its batch.
+        if state == UNIQUE_VIOLATION:
+            # Two workers inserting the same new row at once: the loser redoes its batch (the
+            # worker allows few of these in a row: under SERIALIZABLE PostgreSQL reports most
+            # such races as 40001, so a repeated one is more likely the batch's own doing).
             return Failure.RACE
         if state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES:
             return Failure.TRANSIENT
         return Failure.DATA
-    if isinstance(orig, sqlite3.IntegrityError) or isinstance(exc, sa_exc.IntegrityError):
+    if isinstance(orig, sqlite3.IntegrityError):
+        # SQLite serialises writers (each takes the write lock at BEGIN) and every read of a
+        # batch sees what the others committed: a constraint it breaks is its own doing.
+        return Failure.DATA
+    if isinstance(exc, sa_exc.IntegrityError):
         return Failure.RACE
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         message = str(orig or exc).lower()

@@ -34,7 +34,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
-from bridge.failures import Failure, classify
+from bridge.failures import UNIQUE_VIOLATION, Failure, classify
 from bridge.core.records import DEADLETTER_KEY_BOUND, OUTPUT_VALUE_BOUND
 from bridge.metrics import Metrics
 from bridge.observability import logging_config
@@ -55,6 +55,8 @@ Send = Callable[[str, bytes | None, bytes | None], Awaitable[Awaitable[Any] | No
 #: Longest pause before redoing a batch that lost a race with another worker, and how many races
 #: in a row are retried that quickly.
 CONFLICT_RETRY_S, MAX_QUICK_RACES = 0.2, 20
+#: How many unique violations in a row count as lost races (see bridge.failures).
+MAX_UNIQUE_RACES = 3
 #: Exit code of a worker that overran its shutdown bound (distinct from Faust's own codes).
 SHUTDOWN_OVERRUN_EXIT = 3
 #: Exit code of a worker stopped by a fatal condition (a replaced database, say).
@@ -161,9 +163,10 @@ class StreamWorker:
                     self.fatal(exc)
                 if kind is Failure.RACE:
                     races += 1
+                    unique = getattr(getattr(exc, "orig", None), "sqlstate", None) == UNIQUE_VIOLATION
                     # A race that keeps being lost is no race (a constraint the batch breaks
                     # every time, say): after a bound it is treated as caused by the data.
-                    if races <= MAX_QUICK_RACES:
+                    if races <= (MAX_UNIQUE_RACES if unique else MAX_QUICK_RACES):
                         # Another worker changed the same learners first: redo the batch on
                         # what it committed, soon (jittered so two workers do not collide again).
                         log.info("database step %s lost a race with another worker (%s); retrying", operation,

@@ -1,10 +1,10 @@
 """A message that makes its batch fail is isolated and dead-lettered; the rest is committed.
 
 These run the worker's batch handling (``StreamWorker.handle``) over a real pipeline and database,
-without a broker. The poison reaches the store on purpose: the parser used here lets an unpaired
-surrogate (or, on PostgreSQL, a NUL) through into the account number, which the real adapters
-refuse at the edge. So the tests show the second line of defence: whatever gets past validation
-and fails in the database every time is found by splitting the batch, never retried forever.
+without a broker. The poison reaches the store on purpose: a trigger refuses the facts of valid
+events whose id starts with ``poison`` (a data error, or a constraint the batch breaks every time).
+So the tests show the second line of defence: whatever gets past validation and fails in the
+database every time is found by splitting the batch, never retried forever.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 from datetime import datetime, timezone
 
 import pytest
@@ -34,24 +35,19 @@ from bridge.store import schema as t
 from bridge.store.registry import Registry
 from bridge.worker import Health, StreamWorker, deadletter_key
 from tests.factories import UNION, encode, union_event
+from tests.integration.harness import install_insert_poison
 from topics import catalogue
 
 POISON_KEY = b"POISON"
 
 
-def _lenient_union(value: bytes):
-    """The union adapter, but an account named POISON... gets text the database refuses."""
-    event = adapters.union.parse(value)
-    if event.account.startswith(POISON_KEY.decode()):
-        return event.model_copy(update={"account": event.account + "\ud800\x00"})
-    return event
-
-
-@pytest.fixture
-def runtime(engine: Engine, database_url: str) -> Runtime:
-    parsers = dict(adapters.PARSERS)
-    parsers[UNION] = _lenient_union
-    pipeline = Pipeline(engine, parsers, Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
+@pytest.fixture(params=["data", "constraint"])
+def runtime(request: pytest.FixtureRequest, engine: Engine, database_url: str) -> Runtime:
+    if request.param == "data":
+        install_insert_poison(engine, "poison")
+    else:
+        install_insert_poison(engine, "no-such-prefix", constraint_prefix="poison")
+    pipeline = Pipeline(engine, adapters.PARSERS, Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
     return Runtime(Settings(database_url=database_url), engine, pipeline, Metrics(CollectorRegistry()))
 
 
@@ -61,7 +57,8 @@ class Sent(list):
 
 
 def _message(offset: int, account: str) -> Inbound:
-    raw = union_event(f"u-{offset}", member_no=account, name=None, mobile=None, course=f"C-{offset}")
+    event_id = f"poison-{offset}" if account.startswith("POISON") else f"u-{offset}"
+    raw = union_event(event_id, member_no=account, name=None, mobile=None, course=f"C-{offset}")
     return Inbound(UNION, 0, offset, account.encode(), encode(raw))
 
 
@@ -156,6 +153,7 @@ def test_a_fatal_failure_stops_the_worker_without_committing(runtime: Runtime, m
         (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), Failure.DATA),
         (ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"), Failure.DATA),
         (IntegrityError("x", {}, Exception("UNIQUE constraint failed")), Failure.RACE),
+        (IntegrityError("x", {}, sqlite3.IntegrityError("UNIQUE constraint failed")), Failure.DATA),
         (RegistryChanged("gone"), Failure.FATAL),
     ],
 )
@@ -175,6 +173,7 @@ def test_sqlstates_decide_on_postgresql() -> None:
     assert failure("08006") is Failure.TRANSIENT and failure("57P01") is Failure.TRANSIENT
     assert failure("22001") is Failure.DATA and failure("22021") is Failure.DATA
     assert failure("42P01") is Failure.FATAL  # the registry's tables are gone
+    assert failure("23505") is Failure.RACE
 
 
 def test_a_race_lost_again_and_again_is_treated_as_caused_by_the_data(
