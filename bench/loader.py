@@ -37,11 +37,14 @@ from bridge.core.courses import CourseKeys, load_equivalences
 from bridge.core.credits import CreditFact, derive_record
 from bridge.core.events import Platform
 from bridge.core.identity import NAME_MOBILE, AccountEvidence, AccountKey, Evidence, Sighting, cluster
+from bridge.core.contents import NewContent
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import AccountRef, LearnerIdentity, Link, record_id_for
 from bridge.simulate import OU_TOPIC, UNION_TOPIC
 from bridge.store import schema as t
 from bridge.store.identity import published_identity
+from bridge.store.ledger import evidence_json
+from bridge.store.registry import Registry
 
 #: Learners generated and written per transaction. 10,000 keeps a chunk's rows (~80,000) to a
 #: few tens of MB while making the per-transaction overhead negligible.
@@ -55,6 +58,7 @@ EVIDENCE_COLUMNS = ("platform", "account", "kind", "digest", "key_id", "first_at
 FACT_COLUMNS = (
     "platform", "event_id", "account", "course_key", "course_id", "kind", "occurred_at",
     "hours", "platform_credits", "passed", "score", "topic", "partition", "offset",
+    "content_digest", "content_key_id", "contents", "evidence",
 )
 RECORD_COLUMNS = ("record_id", "learner_id", "course_key", "version", "retired", "value", "status", "credits")
 #: Tables in insertion order with the columns each row tuple holds.
@@ -103,6 +107,7 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
     # What the registry keeps per account: its first event and the first sighting of each digest.
     # Every event of a synthetic learner carries the same person, hence the same digests.
     items = Evidence.of(events[0], pseudonymiser).items
+    evidence_column = evidence_json(items)
     evidence: dict[AccountKey, AccountEvidence] = {}
     key_of: dict[tuple[str, str], str] = {}
     facts_by_course: dict[str, list[CreditFact]] = {}
@@ -125,7 +130,8 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
         by_table[t.credit_facts.name].append(
             (fact.platform.value, fact.event_id, fact.account, course_key, fact.course_id, fact.kind.value,
              fact.occurred_at, fact.hours, fact.platform_credits, fact.passed, fact.score,
-             topic, zlib.crc32(event.account.encode()) % PARTITIONS, learner.index * 8 + offset)
+             topic, zlib.crc32(event.account.encode()) % PARTITIONS, learner.index * 8 + offset,
+             NewContent.of(event, pseudonymiser).digests[key_id], key_id, 1, evidence_column)
         )
 
     placements = cluster(evidence).placements
@@ -280,6 +286,9 @@ def load(
                 with conn.begin():
                     for index in dropped:
                         index.create(conn)
+        with conn.begin():
+            # Rule 8's holder counts, over the whole registry (the chunks cannot count across each other).
+            Registry(conn).recount_holders()
     return LoadReport(learners=done, rows=totals, seconds=time.perf_counter() - began)
 
 

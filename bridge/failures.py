@@ -30,12 +30,22 @@ RACE_STATES = frozenset({"40001", "40P01"})
 #: insufficient resources, operator intervention (admin shutdown), system errors; and a lock or
 #: statement timeout. Everything else the server says (data exceptions 22, integrity violations
 #: 23, programming errors 42) is caused by what was sent and fails again the same way.
-_TRANSIENT_CLASSES = frozenset({"08", "53", "57", "58"})
+_TRANSIENT_CLASSES = frozenset({"08", "25", "53", "57", "58"})
 _TRANSIENT_STATES = frozenset({"55P03", "57014", "40003"})
-_UNDEFINED_TABLE = "42P01"
 UNIQUE_VIOLATION = "23505"
-#: Parts of SQLite's messages for a database that is busy or unreachable for now.
-_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "out of memory", "interrupted")
+#: Class 25 (invalid transaction state) includes 25006, a read-only transaction: a standby after a
+#: failover, or a managed server that turned read-only as its storage filled up.
+#: SQLSTATEs of a schema or privileges that do not fit the code: a wrong deployment, not bad data.
+_FATAL_STATES = frozenset({"42P01", "42501", "42703"})
+#: SQLite's primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``) of a database that is
+#: busy, full, read-only or unreachable for now: BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR,
+#: FULL, CANTOPEN, PROTOCOL. CORRUPT (11) and NOTADB (26) are not the data's fault either.
+_SQLITE_TRANSIENT_CODES = frozenset({5, 6, 7, 8, 9, 10, 13, 14, 15})
+_SQLITE_FATAL_CODES = frozenset({11, 26})
+#: Parts of SQLite's messages for a database that is busy or unreachable for now (for errors
+#: that carry no result code).
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "out of memory", "interrupted",
+                     "disk is full", "readonly", "read-only")
 
 
 def classify(exc: BaseException) -> Failure:
@@ -62,7 +72,13 @@ def _classify_database(exc: sa_exc.SQLAlchemyError) -> Failure:
     if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
         return Failure.TRANSIENT
     state = getattr(orig, "sqlstate", None)
-    if state == _UNDEFINED_TABLE or "no such table" in str(orig or "").lower():
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        if code & 0xFF in _SQLITE_TRANSIENT_CODES:
+            return Failure.TRANSIENT
+        if code & 0xFF in _SQLITE_FATAL_CODES:
+            return Failure.FATAL
+    if state in _FATAL_STATES or "no such table" in str(orig or "").lower():
         # The registry's tables are gone: the database was replaced or emptied under the worker.
         # Going on would dead-letter every message (or rebuild from nothing): stop instead.
         return Failure.FATAL

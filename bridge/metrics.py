@@ -39,7 +39,7 @@ _SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 #: The ``status`` label of a credit-record tombstone (a retired record id).
 TOMBSTONE = "tombstone"
 #: The ``operation`` labels of the database metrics: the worker's units of work.
-DB_OPERATIONS = ("process", "outbox_claim", "outbox_commit", "outbox_rollback", "review_count", "health_check")
+DB_OPERATIONS = ("process", "probe", "outbox_claim", "outbox_commit", "outbox_rollback", "review_count", "health_check")
 
 
 class Metrics:

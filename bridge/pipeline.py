@@ -161,12 +161,15 @@ class _Touched:
     courses: dict[AccountKey, dict[str, int]] = field(default_factory=dict)
 
 
-def _crowd_review(holders: Sequence[AccountKey], placements: Mapping[AccountKey, Placement]) -> PendingReview:
+def _crowd_review(
+    digest: str, holders: Sequence[AccountKey], placements: Mapping[AccountKey, Placement]
+) -> PendingReview:
     """The one review item a crowded name+mobile raises (rule 8): its first holder (by platform and
-    account), with the learners of the others as the candidates an operator may link it to."""
+    account), with the learners of the others as the candidates an operator may link it to. Its id
+    derives from the digest, so it is one item whichever holders were there when it crowded."""
     account = min(holders)
     candidates = sorted({placements[k].learner_id for k in holders if k != account and k in placements})
-    return PendingReview(ReviewKind.AMBIGUOUS_MATCH, account, tuple(candidates))
+    return PendingReview(ReviewKind.AMBIGUOUS_MATCH, account, tuple(candidates), subject=f"crowd:{digest}")
 
 
 DUPLICATE_EVENT_ID = "duplicate_event_id"
@@ -284,6 +287,11 @@ class Pipeline:
         if parser is None:
             raise BadInput(f"the bridge does not consume topic {msg.topic}", code="unknown_topic")
         return parser(msg.value)
+
+    def probe(self) -> None:
+        """A write transaction that changes nothing: raises when the database takes no writes now."""
+        with self._writer.begin() as conn:
+            Registry(conn).touch()
 
     def poisoned(self, msg: Inbound, exc: BaseException | None) -> BatchResult:
         """The result of a message that, alone, fails its batch for a reason other than a
@@ -551,7 +559,7 @@ class Pipeline:
 
         touched.identity_versions.update(self._identity_versions(touched.courses, links, rejected, outcome, before))
 
-        crowd_reviews = [_crowd_review(holders, outcome.placements) for holders in crowds.values()]
+        crowd_reviews = [_crowd_review(digest, holders, outcome.placements) for digest, holders in crowds.items()]
         for review in [*outcome.reviews, *crowd_reviews]:
             seen = touched.sightings.get(review.account) or evidence[review.account].first
             if registry.raise_review(review, seen.at, seen.event_id):

@@ -34,8 +34,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
-from bridge.failures import UNIQUE_VIOLATION, Failure, classify
-from bridge.core.records import DEADLETTER_KEY_BOUND, OUTPUT_VALUE_BOUND
+from bridge.failures import RACE_STATES, UNIQUE_VIOLATION, Failure, classify
+from bridge.core.records import DEADLETTER_KEY_BOUND, MESSAGE_BOUND, OUTPUT_VALUE_BOUND
 from bridge.metrics import Metrics
 from bridge.observability import logging_config
 from bridge.pipeline import BatchResult, Inbound
@@ -163,7 +163,8 @@ class StreamWorker:
                     self.fatal(exc)
                 if kind is Failure.RACE:
                     races += 1
-                    unique = getattr(getattr(exc, "orig", None), "sqlstate", None) == UNIQUE_VIOLATION
+                    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+                    unique = state == UNIQUE_VIOLATION
                     # A race that keeps being lost is no race (a constraint the batch breaks
                     # every time, say): after a bound it is treated as caused by the data.
                     if races <= (MAX_UNIQUE_RACES if unique else MAX_QUICK_RACES):
@@ -173,7 +174,10 @@ class StreamWorker:
                                  cause, extra={"operation": operation})
                         await asyncio.sleep(random.uniform(0.01, CONFLICT_RETRY_S))
                         continue
-                    kind = Failure.DATA
+                    # A serialization failure is never the data's fault, however often it comes
+                    # (busy workers on one crowd): from now on it backs off. A constraint that
+                    # keeps failing is the batch's own.
+                    kind = Failure.TRANSIENT if state in RACE_STATES else Failure.DATA
                 if kind is Failure.DATA and isolate:
                     raise DataFailure(exc) from exc
                 if isinstance(exc, SQLAlchemyError):
@@ -213,6 +217,16 @@ class StreamWorker:
         except DataFailure as failure:
             if len(batch) == 1:
                 msg = batch[0]
+                # Before blaming the message: can the database take any write at all now? A
+                # database that is full or read-only fails every message alike. Once it can, the
+                # message is tried once more (it may have failed only for the database's sake).
+                await self._retrying("probe", lambda: self._in_db("probe", self.pipeline.probe))
+                try:
+                    return await self._retrying(
+                        "process", lambda: self._in_db("process", self.pipeline.process, batch), isolate=True
+                    )
+                except DataFailure as again:
+                    failure = again
                 log.error(
                     "message isolated as the cause of a failing batch (%s); dead-lettered", failure.cause_name,
                     exc_info=failure.__cause__,
@@ -575,6 +589,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         broker_rebalance_timeout=max(session_s, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # The message bound itself (Faust's default is 1,000,000): a value the outbox let through
+        # (at most OUTPUT_VALUE_BOUND with its key) fits with the record's framing.
+        producer_max_request_size=MESSAGE_BOUND,
         processing_guarantee="at_least_once",
         topic_allow_declare=False,
         topic_disable_leader=True,

@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _connect(settings: Settings):
-    return build_engine(settings.database_url).connect()
+    # Never create a registry: a mistyped SQLite path must not leave an empty database behind.
+    return build_engine(settings.database_url, create=False).connect()
 
 
 def _fmt(at: datetime | None) -> str:

@@ -90,7 +90,10 @@ class OperatorDecision(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("decided_at must carry a time zone")
-        return value.astimezone(timezone.utc)
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+            raise ValueError("decided_at is out of range") from None
 
     @model_validator(mode="after")
     def _link_needs_anchor(self) -> OperatorDecision:

@@ -148,6 +148,9 @@ class PendingReview:
     kind: ReviewKind
     account: AccountKey
     candidates: tuple[str, ...]
+    #: What the question is about when it is not one account's candidates (a crowd of rule 8):
+    #: the review id derives from it alone, so the question is asked once, however the crowd grew.
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,8 @@ def cluster(
     ambiguous: dict[AccountKey, set[AccountKey]] = {}
     #: Accounts each candidate learner has gained by name+mobile (rule 8 bounds them).
     joined: dict[AccountKey, int] = defaultdict(int)
+    #: The first account of each group too large to link by name+mobile.
+    chains: set[AccountKey] = set()
     for members in by_group.values():
         member_set = set(members)
         digests = {d for m in members for d in accounts[m].name_mobile}
@@ -273,6 +278,7 @@ def cluster(
             # More accounts than rule 8 allows would be one learner by name+mobile alone: none of
             # them links, and one review item asks an operator about the first of them.
             ambiguous[members[0]] = {*members[1:], *candidates}
+            chains.add(members[0])
             continue
         for other in members[1:]:
             uf.union(members[0], other)
@@ -306,7 +312,8 @@ def cluster(
         reviews.append(PendingReview(ReviewKind.CONFLICTING_DOCUMENT, key, tuple(sorted(candidates))))
     for key in sorted(ambiguous):
         candidates = {learner_of_root[uf.find(k)] for k in ambiguous[key]}
-        reviews.append(PendingReview(ReviewKind.AMBIGUOUS_MATCH, key, tuple(sorted(candidates))))
+        subject = f"weak-crowd:{key.platform}:{key.account}" if key in chains else None
+        reviews.append(PendingReview(ReviewKind.AMBIGUOUS_MATCH, key, tuple(sorted(candidates)), subject))
     return Clustering(placements, tuple(reviews), _components(accounts, holders, with_key, operator_links))
 
 
@@ -376,5 +383,8 @@ def _placement(
 
 def review_id_for(review: PendingReview) -> str:
     """A deterministic review id: the same question is asked once."""
-    parts = [review.kind.value, review.account.platform, review.account.account, *review.candidates]
+    if review.subject is not None:
+        parts = [review.kind.value, review.subject]
+    else:
+        parts = [review.kind.value, review.account.platform, review.account.account, *review.candidates]
     return "rv_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.identity import (
@@ -195,6 +195,18 @@ class IdentityRepository(Repository):
         if grown:
             self.conn.execute(_MORE_HOLDERS, grown)
         return {d for d, n in added.items() if before.get(d, 0) <= max_shared < before.get(d, 0) + n}
+
+    def recount_holders(self) -> None:
+        """Count every name+mobile digest's holders afresh (after a bulk load that bypassed
+        :meth:`note_evidence`)."""
+        e = t.evidence.c
+        self.conn.execute(delete(t.shared_evidence))
+        self.conn.execute(
+            insert(t.shared_evidence).from_select(
+                ["kind", "digest", "holders"],
+                select(e.kind, e.digest, func.count()).where(e.kind == NAME_MOBILE).group_by(e.kind, e.digest),
+            )
+        )
 
     def holders(self, digests: Iterable[str]) -> dict[str, list[AccountKey]]:
         """The accounts holding each of these name+mobile digests (called for digests that just

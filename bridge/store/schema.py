@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -105,7 +106,7 @@ credit_facts = Table(
     # Where the event was read: explains a record and serves replay checks.
     Column("topic", String(255), nullable=False),
     Column("partition", Integer, nullable=False),
-    Column("offset", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
     # Revision 0003: a keyed digest of the event's canonical content (with the key that made it),
     # so the same event id with other content is told apart from a redelivery; how many distinct
     # contents were seen for this event id (the kept one included); and the kept content's
@@ -129,7 +130,7 @@ rejected_contents = Table(
     Column("content_key_id", String(32), nullable=False),
     Column("topic", String(255), nullable=False),
     Column("partition", Integer, nullable=False),
-    Column("offset", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
     Column("rejected_at", UTCDateTime, nullable=False),
 )
 

@@ -175,7 +175,7 @@ def table_rows(engine: Engine) -> dict[str, list[tuple]]:
     skip = {"topic", "partition", "offset"}
     found = {}
     with engine.connect() as conn:
-        for table, _ in loader.TABLES:
+        for table in [*(table for table, _ in loader.TABLES), t.shared_evidence]:
             columns = [c for c in table.c if c.name not in skip]
             rows = conn.execute(select(*columns).order_by(*table.primary_key.columns)).all()
             found[table.name] = [tuple(_utc(v) for v in row) for row in rows]

@@ -266,3 +266,87 @@ def test_a_worker_stuck_on_a_batch_is_not_ready(runtime: Runtime, monkeypatch: p
         assert "no progress" in (worker.not_ready_because() or "")
     finally:
         worker.close()
+
+
+def _sqlite_error(message: str, code: int) -> OperationalError:
+    orig = sqlite3.OperationalError(message)
+    orig.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return OperationalError("INSERT", {}, orig)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (_sqlite_error("database or disk is full", 13), Failure.TRANSIENT),
+        (_sqlite_error("attempt to write a readonly database", 8), Failure.TRANSIENT),
+        (_sqlite_error("database is locked", 5), Failure.TRANSIENT),
+        (_sqlite_error("database disk image is malformed", 11), Failure.FATAL),
+        (_sqlite_error("string or blob too big", 18), Failure.DATA),
+    ],
+)
+def test_sqlite_failures_are_told_by_their_result_code(exc: BaseException, kind: Failure) -> None:
+    assert classify(exc) is kind
+
+
+def test_outages_and_wrong_deployments_are_never_blamed_on_the_data() -> None:
+    class Orig(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            self.sqlstate = sqlstate
+
+    assert classify(OperationalError("x", {}, Orig("25006"))) is Failure.TRANSIENT  # read-only standby
+    assert classify(ProgrammingError("x", {}, Orig("42501"))) is Failure.FATAL  # no privilege
+    assert classify(ProgrammingError("x", {}, Orig("42703"))) is Failure.FATAL  # schema behind the code
+
+
+def test_a_database_that_takes_no_writes_dead_letters_nothing(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every message fails alike (say, a cause the classification does not know): the probe before
+    the first dead letter finds the database refusing writes, and the worker waits instead."""
+    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
+    real_process, real_probe = runtime.pipeline.process, runtime.pipeline.probe
+    broken = [True]
+    probes: list[bool] = []
+
+    def process(batch):
+        if broken[0]:
+            raise DataError("INSERT", {}, Exception("something the database says about every row"))
+        return real_process(batch)
+
+    def probe():
+        probes.append(broken[0])
+        if len(probes) >= 3:
+            broken[0] = False  # the database recovers
+        if broken[0]:
+            raise DataError("DELETE", {}, Exception("same"))
+        real_probe()
+
+    monkeypatch.setattr(runtime.pipeline, "process", process)
+    monkeypatch.setattr(runtime.pipeline, "probe", probe)
+    result, _ = _handle(runtime, [_message(i, f"GH{i}") for i in range(4)])
+    assert not result.dead_letters
+    assert sum(result.processed.values()) == 4
+    assert probes[:2] == [True, True]
+
+
+def test_serialization_failures_are_never_blamed_on_the_data(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Orig(Exception):
+        sqlstate = "40001"
+
+    monkeypatch.setattr(worker_module, "CONFLICT_RETRY_S", 0.011)
+    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(worker_module, "MAX_QUICK_RACES", 2)
+    real = runtime.pipeline.process
+    calls = [0]
+
+    def contended(batch):
+        calls[0] += 1
+        if calls[0] <= 6:
+            raise OperationalError("UPDATE", {}, Orig())
+        return real(batch)
+
+    monkeypatch.setattr(runtime.pipeline, "process", contended)
+    result, _ = _handle(runtime, [_message(i, f"GH{i}") for i in range(3)])
+    assert not result.dead_letters and sum(result.processed.values()) == 3

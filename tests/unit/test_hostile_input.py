@@ -671,3 +671,14 @@ def test_hostile_messages_give_clean_events_or_bad_input(case: tuple[Edge, bytes
         assert "\x00" not in text
     for value in ids:
         assert 0 < len(value) <= 128 and is_printable(value)
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00"])
+def test_a_decision_time_that_leaves_the_calendar_in_utc_is_bad_input(moment: str) -> None:
+    value = json.dumps({
+        "decision_id": "d-1", "review_id": "rv_1", "action": "reject",
+        "account": {"platform": "union", "account": "GH1"}, "decided_by": "op", "decided_at": moment,
+    }).encode()
+    with pytest.raises(BadInput) as caught:
+        parse_decision(value)
+    assert caught.value.code == "invalid_decision"

@@ -34,6 +34,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('content_key_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('contents', sa.Integer(), server_default='1', nullable=False))
         batch_op.add_column(sa.Column('evidence', sa.Text(), nullable=True))
+        # Kafka offsets are 64-bit: a long-lived partition passes 2**31.
+        batch_op.alter_column('offset', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False)
         # The per-course event counts of identity versions sum ``contents``: the index covers it,
         # so they stay index-only.
         batch_op.drop_index('ix_credit_facts_account_course')
@@ -47,7 +49,7 @@ def upgrade() -> None:
         sa.Column('content_key_id', sa.String(length=32), nullable=False),
         sa.Column('topic', sa.String(length=255), nullable=False),
         sa.Column('partition', sa.Integer(), nullable=False),
-        sa.Column('offset', sa.Integer(), nullable=False),
+        sa.Column('offset', sa.BigInteger(), nullable=False),
         sa.Column('rejected_at', UTC_DATETIME, nullable=False),
         sa.PrimaryKeyConstraint('platform', 'event_id', 'content_digest', name=op.f('pk_rejected_contents')),
     )
@@ -88,6 +90,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_credit_facts_account_course')
         batch_op.create_index('ix_credit_facts_account_course', ['platform', 'account', 'course_key'], unique=False)
         batch_op.drop_column('evidence')
+        batch_op.alter_column('offset', existing_type=sa.BigInteger(), type_=sa.Integer(), existing_nullable=False)
         batch_op.drop_column('contents')
         batch_op.drop_column('content_key_id')
         batch_op.drop_column('content_digest')
