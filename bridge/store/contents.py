@@ -18,6 +18,7 @@ from bridge.core.credits import CreditFact
 from bridge.core.identity import NAME_MOBILE, AccountKey, EvidenceItem, Sighting
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks, pairs_in
+from bridge.store.identity import SET_ACCOUNT_FIRST, SET_EVIDENCE_FIRST
 from bridge.store.ledger import _fact, evidence_items
 
 
@@ -58,21 +59,6 @@ class Retraction:
     vanished: dict[AccountKey, str | None] = field(default_factory=dict)
 
 
-_ACCOUNT_FIRST = (
-    update(t.accounts)
-    .where(t.accounts.c.platform == bindparam("b_platform"), t.accounts.c.account == bindparam("b_account"))
-    .values(first_at=bindparam("b_at"), first_event_id=bindparam("b_event"))
-)
-_EVIDENCE_FIRST = (
-    update(t.evidence)
-    .where(
-        t.evidence.c.platform == bindparam("b_platform"),
-        t.evidence.c.account == bindparam("b_account"),
-        t.evidence.c.kind == bindparam("b_kind"),
-        t.evidence.c.digest == bindparam("b_digest"),
-    )
-    .values(first_at=bindparam("b_at"), first_event_id=bindparam("b_event"))
-)
 _DROP_EVIDENCE = delete(t.evidence).where(
     t.evidence.c.platform == bindparam("b_platform"),
     t.evidence.c.account == bindparam("b_account"),
@@ -258,9 +244,9 @@ class ContentsRepository(Repository):
             self.conn.execute(_DROP_EVIDENCE, drop_evidence)
         self.release_shared_evidence(released)
         if evidence_firsts:
-            self.conn.execute(_EVIDENCE_FIRST, evidence_firsts)
+            self.conn.execute(SET_EVIDENCE_FIRST, evidence_firsts)
         if firsts:
-            self.conn.execute(_ACCOUNT_FIRST, firsts)
+            self.conn.execute(SET_ACCOUNT_FIRST, firsts)
         if drop_accounts:
             self.conn.execute(_DROP_ACCOUNT, drop_accounts)
         # The other holders of the evidence the retracted contents showed: a name+mobile that they

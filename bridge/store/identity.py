@@ -34,12 +34,14 @@ def _evidence_account_in(refs):
     return pairs_in(t.evidence.c.platform, t.evidence.c.account, refs)
 
 
-_EARLIER_ACCOUNT = (
+#: Set an account's first sighting (its earliest event).
+SET_ACCOUNT_FIRST = (
     update(t.accounts)
     .where(t.accounts.c.platform == bindparam("b_platform"), t.accounts.c.account == bindparam("b_account"))
     .values(first_at=bindparam("b_at"), first_event_id=bindparam("b_event"))
 )
-_EARLIER_EVIDENCE = (
+#: Set a digest's first sighting on an account.
+SET_EVIDENCE_FIRST = (
     update(t.evidence)
     .where(
         t.evidence.c.platform == bindparam("b_platform"),
@@ -143,7 +145,7 @@ class IdentityRepository(Repository):
         if new:
             self.conn.execute(insert(t.accounts), new)
         if earlier:
-            self.conn.execute(_EARLIER_ACCOUNT, earlier)
+            self.conn.execute(SET_ACCOUNT_FIRST, earlier)
 
     def note_evidence(
         self, seen: Mapping[tuple[AccountKey, EvidenceItem], Sighting], max_shared: int = 10
@@ -173,7 +175,7 @@ class IdentityRepository(Repository):
         if new:
             self.conn.execute(insert(t.evidence), new)
         if earlier:
-            self.conn.execute(_EARLIER_EVIDENCE, earlier)
+            self.conn.execute(SET_EVIDENCE_FIRST, earlier)
         return self._count_holders(Counter(row["digest"] for row in new if row["kind"] == NAME_MOBILE), max_shared)
 
     def _count_holders(self, added: Mapping[str, int], max_shared: int) -> set[str]:

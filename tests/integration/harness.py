@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import text
 
 from bridge import cli as bridge_cli
 from bridge.admin import apply_topics
@@ -17,7 +26,7 @@ from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_c
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
-from bridge.topicio import compacted, producer, read_topic
+from bridge.topicio import Message, compacted, producer, read_topic
 from topics import catalogue
 
 INPUT_NAMES = {t.name for t in catalogue.INPUT_TOPICS}
@@ -132,20 +141,6 @@ class Bridge:
 
 # -- hostile traffic (issue 11): sent messages with their coordinates, outputs read as they grow ------
 
-import hashlib  # noqa: E402 - the additions below are self-contained
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from bridge.topicio import Message  # noqa: E402
-
 MiB = 1024 * 1024
 #: What the test producer may send: the broker (tansu 0.6) takes at least 20 MB per message, so
 #: inputs over the contract's 1 MiB can be sent to see the bridge refuse them.
@@ -162,24 +157,9 @@ def backend_database(backend: str, workdir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{workdir / 'bridge.db'}"
         return
-    import pytest
+    from tests.conftest import _postgres_database
 
-    server = os.environ.get("BRIDGE_TEST_POSTGRES_URL")
-    if not server:
-        if os.environ.get("CI"):
-            pytest.fail("BRIDGE_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL for the suite")
-        pytest.skip("PostgreSQL not configured (BRIDGE_TEST_POSTGRES_URL)")
-    base = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"bridge_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from _postgres_database()
 
 
 def install_insert_poison(engine: Any, data_prefix: str, constraint_prefix: str | None = None) -> None:
