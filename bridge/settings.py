@@ -9,14 +9,20 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.errors import ConfigurationError
+from bridge.keys import GENERATE_HINT, MIN_KEY_LENGTH, key_problem, placeholder_problem
 
 #: The key used when ``BRIDGE_PSEUDONYM_KEY`` is not set. Fine for the demo and tests only:
 #: the worker refuses to start with it in the production profile.
 DEVELOPMENT_PSEUDONYM_KEY = "bridge-development-key-not-for-production"
-
+#: The same for ``BRIDGE_DEADLETTER_KEY``: dead letters of the demo are sealed, but under a key
+#: everyone knows; production refuses it.
+DEVELOPMENT_DEADLETTER_KEY = "bridge-development-deadletter-key-not-for-production"
 
 #: 32 characters of a random secret carry at least the 128 bits HMAC-SHA256 keys want.
-MIN_PRODUCTION_KEY_LENGTH = 32
+MIN_PRODUCTION_KEY_LENGTH = MIN_KEY_LENGTH
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -86,6 +92,53 @@ class Settings(BaseSettings):
         description="A worker that has input waiting and has finished no batch for this long is not "
         "ready (`/readyz` says why): a batch that keeps failing, a database that does not answer.",
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of the bridge connects (worker, admin and tools): "
+        "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None,
+        description="SASL mechanism for `SASL_*` protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.",
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities that sign the brokers' certificates "
+        "(default: the system's trust store).",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that authenticate clients by TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="PEM private key of the client certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the client certificate's private key, if it has one."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate names the host connected to."
+    )
+    deadletter_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_DEADLETTER_KEY),
+        description="Secret under which dead-letter payloads are encrypted (AES-256-GCM); only "
+        "`bridge deadletters show|replay` with it can read them.",
+    )
+    deadletter_key_id: str | None = Field(
+        default=None, description="Id published beside each sealed payload (default: derived from the key)."
+    )
+    deadletter_previous_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Retired dead-letter keys, as a JSON list: the tools still open payloads sealed under them.",
+    )
+    operator_keys: Path | None = Field(
+        default=None,
+        description="File of the operators' public keys the workers trust for decisions (one "
+        "`OPERATOR KEY [retired=TIME]` per line, made by `bridge review keygen`). Unset: no decision is applied.",
+    )
+    operator_signing_key: Path | None = Field(
+        default=None,
+        description="The operator's private key file, with which `bridge review link|reject` signs.",
+    )
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -105,13 +158,40 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_key(self) -> Settings:
-        if self.profile == "production" and (
-            self.uses_development_key or len(self.pseudonym_key.get_secret_value()) < MIN_PRODUCTION_KEY_LENGTH
+        if self.profile != "production":
+            return self
+        problems = []
+        for variable, secret, development in (
+            ("BRIDGE_PSEUDONYM_KEY", self.pseudonym_key, DEVELOPMENT_PSEUDONYM_KEY),
+            ("BRIDGE_DEADLETTER_KEY", self.deadletter_key, DEVELOPMENT_DEADLETTER_KEY),
         ):
+            value = secret.get_secret_value()
+            problem = "it is the development key" if value == development else key_problem(value)
+            if problem:
+                problems.append(f"{variable}: {problem}")
+        if self.kafka_sasl_password is not None:
+            problem = placeholder_problem(self.kafka_sasl_password.get_secret_value())
+            if problem:
+                problems.append(f"BRIDGE_KAFKA_SASL_PASSWORD: {problem}")
+        if problems:
             raise ConfigurationError(
-                "BRIDGE_PROFILE=production refuses the development pseudonym key and short keys: "
-                f"set BRIDGE_PSEUDONYM_KEY to a secret of at least {MIN_PRODUCTION_KEY_LENGTH} characters."
+                "BRIDGE_PROFILE=production refuses these secrets: " + "; ".join(problems)
+                + f". Set each to a random secret of at least {MIN_PRODUCTION_KEY_LENGTH} characters ({GENERATE_HINT})."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [name for name, value in (
+                ("BRIDGE_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                ("BRIDGE_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("BRIDGE_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            ) if not (value.get_secret_value() if isinstance(value, SecretStr) else value)]
+            if missing:
+                raise ConfigurationError(
+                    f"BRIDGE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs {', '.join(missing)}"
+                )
         return self
 
     @property

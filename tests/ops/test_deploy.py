@@ -34,7 +34,8 @@ def _settings_from(env: dict[str, object]) -> Settings:
 
 
 def _production_session_s() -> float:
-    return Settings(profile="production", pseudonym_key="x" * 40).effective_session_timeout_s
+    return Settings(profile="production", pseudonym_key="q7Rz0pLw2VnK9xT4bYc8MdE1sHfJ6uGa3WkN5oQi",
+                    deadletter_key="Hb4Tq9ZmW2cXr7LpN0vKs5DyE8gFa1JuR6oYi3Me").effective_session_timeout_s
 
 
 # -- Dockerfile -------------------------------------------------------------------------------

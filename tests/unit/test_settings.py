@@ -9,17 +9,23 @@ import pytest
 from pydantic import ValidationError
 
 from bridge.errors import ConfigurationError
-from bridge.settings import DEVELOPMENT_PSEUDONYM_KEY, Settings
+from bridge.keys import estimated_bits, key_problem
+from bridge.settings import DEVELOPMENT_DEADLETTER_KEY, DEVELOPMENT_PSEUDONYM_KEY, Settings
 
-REAL_KEY = "0123456789abcdef0123456789abcdef-real"
+# Random-looking keys (drawn once with `openssl rand -base64 36`): the production profile judges
+# keys, and a run like "0123456789abcdef" is refused as predictable.
+REAL_KEY = "q7Rz0pLw2VnK9xT4bYc8MdE1sHfJ6uGa3WkN5oQi"
+REAL_DEADLETTER_KEY = "Hb4Tq9ZmW2cXr7LpN0vKs5DyE8gFa1JuR6oYi3Me"
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No BRIDGE_* variable of the developer's shell or CI leaks into a test."""
+    """No BRIDGE_* variable of the developer's shell or CI leaks into a test. The dead-letter key
+    is set to a real one, so that tests of the production profile judge the key they are about."""
     for name in list(os.environ):
         if name.upper().startswith("BRIDGE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("BRIDGE_DEADLETTER_KEY", REAL_DEADLETTER_KEY)
     return monkeypatch
 
 
@@ -153,6 +159,8 @@ def test_with_overrides_validates_again_and_keeps_the_key(clean_env: pytest.Monk
     assert s.hours_per_credit == 16.0  # the original is untouched
     with pytest.raises(ConfigurationError):
         Settings(pseudonym_key=DEVELOPMENT_PSEUDONYM_KEY).with_overrides(profile="production")
+    with pytest.raises(ConfigurationError):
+        s.with_overrides(profile="production", deadletter_key=DEVELOPMENT_DEADLETTER_KEY)
     with pytest.raises(ValidationError):
         s.with_overrides(hours_per_credit=0)
 
@@ -165,6 +173,75 @@ def test_secrets_never_appear_in_repr_str_or_json(clean_env: pytest.MonkeyPatch,
     for text in (repr(s), str(s), s.model_dump_json(), repr(s.pseudonym_key), str(s.pseudonym_key)):
         assert REAL_KEY not in text
     assert REAL_KEY[:8] not in repr(s)
+
+
+# -- what the production profile accepts as a key ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "abcdefghijklmnopqrstuvwxyz0123456789",  # a run
+        "0123456789abcdef0123456789abcdef-real",  # runs and a word-like tail
+        "aK3$" * 10,  # a repeated block
+        "x" * 40,
+        "ab" * 20,
+        "REPLACE-ME-with-at-least-32-random-characters",  # the k8s placeholder of earlier releases
+        "compose-only-placeholder-key-replace-me-0123456789",  # the compose one
+        "my-super-secret-pseudonym-key-for-the-bridge",
+        DEVELOPMENT_PSEUDONYM_KEY,
+        DEVELOPMENT_DEADLETTER_KEY,
+    ],
+)
+@pytest.mark.parametrize("variable", ["BRIDGE_PSEUDONYM_KEY", "BRIDGE_DEADLETTER_KEY"])
+def test_production_refuses_guessable_keys_naming_the_setting(
+    clean_env: pytest.MonkeyPatch, weak: str, variable: str
+) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    clean_env.setenv(variable, weak)
+    with pytest.raises(ConfigurationError) as caught:
+        Settings()
+    message = str(caught.value)
+    assert variable in message and "openssl rand" in message
+    assert weak not in message and weak[:12] not in message
+
+
+def test_random_keys_pass_the_judge() -> None:
+    import base64
+    import secrets
+
+    for _ in range(2000):
+        assert key_problem(base64.b64encode(secrets.token_bytes(48)).decode()) is None
+        assert key_problem(secrets.token_urlsafe(32)) is None
+    # 128 bits written in hex are estimated low (few distinct characters) but still pass.
+    assert sum(key_problem(secrets.token_hex(16)) is not None for _ in range(2000)) <= 2
+    assert estimated_bits("aaaa" * 10) == 0.0
+
+
+def test_production_refuses_a_placeholder_sasl_password(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    clean_env.setenv("BRIDGE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    clean_env.setenv("BRIDGE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    clean_env.setenv("BRIDGE_KAFKA_SASL_USERNAME", "bridge-worker")
+    clean_env.setenv("BRIDGE_KAFKA_SASL_PASSWORD", "REPLACE-ME")
+    with pytest.raises(ConfigurationError, match="BRIDGE_KAFKA_SASL_PASSWORD"):
+        Settings()
+    clean_env.setenv("BRIDGE_KAFKA_SASL_PASSWORD", "Zt8-wq1LmX")
+    assert Settings().kafka_sasl_password.get_secret_value() == "Zt8-wq1LmX"
+
+
+@pytest.mark.parametrize("missing", ["BRIDGE_KAFKA_SASL_MECHANISM", "BRIDGE_KAFKA_SASL_USERNAME", "BRIDGE_KAFKA_SASL_PASSWORD"])
+def test_sasl_needs_mechanism_user_and_password(clean_env: pytest.MonkeyPatch, missing: str) -> None:
+    clean_env.setenv("BRIDGE_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    for name, value in (("BRIDGE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"), ("BRIDGE_KAFKA_SASL_USERNAME", "u"),
+                        ("BRIDGE_KAFKA_SASL_PASSWORD", "pw-of-the-user")):
+        if name != missing:
+            clean_env.setenv(name, value)
+    with pytest.raises(ConfigurationError) as caught:
+        Settings()
+    assert missing in str(caught.value) and "pw-of-the-user" not in str(caught.value)
 
 
 def test_the_development_key_is_not_printed_either() -> None:
