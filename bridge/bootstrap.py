@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 import adapters
 from bridge.core.courses import load_equivalences
 from bridge.core.pseudonym import Pseudonymiser
+from bridge.core.signing import TrustedKeys
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings
@@ -19,6 +20,17 @@ from bridge.store.guard import RegistryGuard, RegistryMissing, ensure_registry_i
 from topics import catalogue
 
 log = logging.getLogger(__name__)
+
+
+def trusted_keys(settings: Settings) -> TrustedKeys:
+    """The operators' public keys decisions must be signed by (a malformed file stops start-up)."""
+    keys = TrustedKeys.load(settings.operator_keys)
+    if keys:
+        log.info("trusting %d operator key(s) of %d operator(s) for decisions", len(keys), len(keys.operators()))
+    else:
+        log.warning("no operator keys are trusted (BRIDGE_OPERATOR_KEYS is unset or empty): every operator "
+                    "decision will be dead-lettered as decision_unverified; see docs/operations.md, operator keys")
+    return keys
 
 
 @dataclass
@@ -67,6 +79,7 @@ def build_runtime(
         course_keys,
         settings.hours_per_credit,
         max_shared_evidence=settings.max_shared_evidence,
+        trusted_keys=trusted_keys(settings),
     )
     return Runtime(settings, engine, pipeline, Metrics(registry or CollectorRegistry()), guard)
 

@@ -21,11 +21,19 @@ from sqlalchemy import Engine
 from bridge.core.contents import NewContent, settle
 from bridge.core.courses import CourseKeys
 from bridge.core.credits import CreditFact, derive_record
-from bridge.core.decisions import DECISION_REJECTED, DecisionAction, OperatorDecision, decision_fault, parse_decision
+from bridge.core.decisions import (
+    DECISION_REJECTED,
+    DECISION_UNVERIFIED,
+    DecisionAction,
+    OperatorDecision,
+    decision_fault,
+    parse_decision,
+)
 from bridge.core.events import CanonicalEvent
 from bridge.core.identity import AccountKey, Evidence, EvidenceItem, PendingReview, Placement, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DEADLETTER_PAYLOAD_BOUND, DeadLetter, ReviewKind, record_id_for
+from bridge.core.signing import TrustedKeys
 from bridge.errors import BadInput
 from bridge.store.contents import Retraction, StoredFact
 from bridge.store.engine import writer
@@ -268,8 +276,11 @@ class Pipeline:
         hours_per_credit: float,
         clock: Callable[[], datetime] = utcnow,
         max_shared_evidence: int = 10,
+        trusted_keys: TrustedKeys | None = None,
     ) -> None:
         self.engine = engine
+        #: The operators' keys decisions must be signed by; none: no decision is applied.
+        self.trusted_keys = trusted_keys if trusted_keys is not None else TrustedKeys()
         self._writer = writer(engine, serializable=True)
         self.parsers = parsers
         self.pseudonymiser = pseudonymiser
@@ -486,6 +497,12 @@ class Pipeline:
         self, registry: Registry, msg: Inbound, decision: OperatorDecision, touched: _Touched, result: BatchResult,
         now: datetime,
     ) -> None:
+        # The signature first: a forged decision is a security event even when it copies the id
+        # of one already applied, and it must reach the dead letters to be seen.
+        forged = self.trusted_keys.fault(decision.signed_fields(), decision.decided_by, decision.decided_at)
+        if forged is not None:
+            result.dead_letters.append((msg, dead_letter(msg, forged, DECISION_UNVERIFIED, now)))
+            return
         if registry.decision_known(decision.decision_id):
             result.duplicates += 1
             return

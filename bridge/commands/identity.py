@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import uuid
 from collections import defaultdict
 from datetime import datetime, timezone
+from pathlib import Path
 
-from sqlalchemy import Connection, select, tuple_
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, or_, select
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.events import Platform
 from bridge.core.identity import NAME_MOBILE, AccountKey
 from bridge.core.records import AccountRef
-from bridge.errors import BridgeError
+from bridge.core.signing import (
+    OPERATOR_ID,
+    TrustedKeys,
+    generate_private_key,
+    key_id_of,
+    load_private_key,
+    private_key_pem,
+    public_text,
+)
+from bridge.errors import BridgeError, ConfigurationError
 from bridge.settings import Settings
 from bridge.store import schema as t
-from bridge.store.base import as_utc
+from bridge.store.base import as_utc, pairs_in
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
 from topics.catalogue import DECISIONS
@@ -58,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     reject.add_argument("--by", required=True, help="your operator id (recorded with the decision)")
     reject.add_argument("--note", help="why (kept with the decision; no personal data)")
     reject.set_defaults(fn=cmd_review_reject)
+    keygen = rsub.add_parser(
+        "keygen",
+        help="make an operator's signing key (decisions are signed with it; the workers trust its public half)",
+    )
+    keygen.add_argument("--operator", required=True, help="the operator id the key speaks for (`--by` of decisions)")
+    keygen.add_argument("--out", required=True, help="file to write the private key to (created, mode 0600)")
+    keygen.set_defaults(fn=cmd_review_keygen)
 
     explain = sub.add_parser("explain", help="why accounts belong together (no personal data shown)")
     explain.add_argument("subject", help="a learner id (lrn_...) or an account as PLATFORM:ACCOUNT")
@@ -169,8 +188,51 @@ def _publish(settings: Settings, decision: OperatorDecision) -> None:
         prod.close()
 
 
+def _signing_key(settings: Settings, operator: str) -> Ed25519PrivateKey:
+    """The operator's signing key, checked against the workers' trust file when it is at hand."""
+    if settings.operator_signing_key is None:
+        raise ConfigurationError(
+            "set BRIDGE_OPERATOR_SIGNING_KEY to your signing key file: the workers apply only signed "
+            "decisions (make a key with `bridge review keygen`, see docs/operations.md, operator keys)"
+        )
+    private = load_private_key(settings.operator_signing_key)
+    if settings.operator_keys is not None:
+        trusted = TrustedKeys.load(settings.operator_keys).get(key_id_of(private.public_key()))
+        if trusted is None:
+            raise ConfigurationError(
+                "your signing key is not in BRIDGE_OPERATOR_KEYS: the workers would dead-letter the decision; "
+                "ask for its public key to be added (`bridge review keygen` printed the line)"
+            )
+        if trusted.operator != operator:
+            raise ConfigurationError(
+                f"your signing key is trusted for operator {trusted.operator}, not {operator}: use --by {trusted.operator}"
+            )
+    return private
+
+
+def cmd_review_keygen(args: argparse.Namespace) -> int:
+    if not OPERATOR_ID.fullmatch(args.operator):
+        raise BridgeError("--operator: letters, digits and . _ @ - only, at most 128 characters")
+    out = Path(args.out)
+    private = generate_private_key()
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise BridgeError(f"{out} exists: a signing key is never overwritten; choose another --out") from None
+    except OSError as exc:
+        raise BridgeError(f"cannot create {out} ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_key_pem(private))
+    public = private.public_key()
+    print(f"wrote the signing key of {args.operator} to {out} (keep it private; set BRIDGE_OPERATOR_SIGNING_KEY={out})")
+    print(f"key id {key_id_of(public)}; add this line to the workers' BRIDGE_OPERATOR_KEYS file:")
+    print(f"{args.operator} {public_text(public)}")
+    return 0
+
+
 def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
     settings = Settings()
+    private = _signing_key(settings, args.by)
     with _connect(settings) as conn:
         row = _review_row(conn, args.review_id)
         if row.status != "open":
@@ -197,7 +259,7 @@ def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
         decided_by=args.by,
         decided_at=datetime.now(timezone.utc),
         note=args.note,
-    )
+    ).signed_with(private)
     _publish(settings, decision)
     print(f"decision {decision.decision_id} ({action.value}) published on {DECISIONS.name}; the workers apply it next")
     return 0
@@ -261,16 +323,14 @@ def explain(conn: Connection, subject: str) -> dict[str, object]:
             }
         )
     merged = conn.execute(select(t.learners.c.learner_id).where(t.learners.c.merged_into == live)).scalars().all()
+    # Every decision that bears on an account of the learner: on its own review items, or naming
+    # one of its accounts as the anchor another account was linked to.
+    pairs = [(k.platform, k.account) for k in keys]
     decisions = conn.execute(
-        select(t.decisions).where(
-            t.decisions.c.review_id.in_(
-                select(t.review_items.c.review_id).where(
-                    tuple_(t.review_items.c.platform, t.review_items.c.account).in_(
-                        [(k.platform, k.account) for k in keys]
-                    )
-                )
-            )
-        )
+        select(t.decisions)
+        .where(or_(pairs_in(t.decisions.c.platform, t.decisions.c.account, pairs),
+                   pairs_in(t.decisions.c.anchor_platform, t.decisions.c.anchor_account, pairs)))
+        .order_by(t.decisions.c.decided_at, t.decisions.c.decision_id)
     ).all()
     return {
         "subject": subject,
@@ -280,7 +340,10 @@ def explain(conn: Connection, subject: str) -> dict[str, object]:
         "accounts": accounts,
         "decisions": [
             {"decision_id": d.decision_id, "review_id": d.review_id, "action": d.action,
-             "decided_by": d.decided_by, "decided_at": _fmt(d.decided_at)}
+             "account": f"{d.platform}:{d.account}",
+             "anchor": f"{d.anchor_platform}:{d.anchor_account}" if d.anchor_platform else None,
+             "decided_by": d.decided_by, "decided_at": _fmt(d.decided_at),
+             "signed_with": d.key_id, "note": d.note}
             for d in decisions
         ],
     }
@@ -304,5 +367,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if report["merged_from"]:
         print(f"learners merged into it: {', '.join(report['merged_from'])}")
     for d in report["decisions"]:
-        print(f"operator decision {d['decision_id']}: {d['action']} by {d['decided_by']} at {d['decided_at']}")
+        target = f" to {d['anchor']}" if d["anchor"] else ""
+        signed = f", signed with {d['signed_with']}" if d["signed_with"] else ", unsigned (before signatures)"
+        print(f"operator decision {d['decision_id']} on review {d['review_id']}: {d['action']} {d['account']}{target} "
+              f"by {d['decided_by']} at {d['decided_at']}{signed}")
     return 0

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic_core import PydanticCustomError
 
 from bridge.core.normalise import (
@@ -25,6 +26,7 @@ from bridge.core.normalise import (
     may_escape_bad_text,
 )
 from bridge.core.records import AccountRef, ReviewItem
+from bridge.core.signing import key_id_of, sign
 from bridge.errors import BadInput
 
 # A note is free text: line breaks and tabs are fine, other control characters, NUL and lone
@@ -54,11 +56,27 @@ class OperatorDecision(BaseModel):
     decided_by: str = Field(min_length=1, max_length=128, description="Operator id (not a learner's data).")
     decided_at: datetime
     note: str | None = Field(default=None, max_length=1000)
+    key_id: str | None = Field(
+        default=None, max_length=64, description="The operator's key that signed the decision (`ed25519:...`)."
+    )
+    signature: str | None = Field(
+        default=None, max_length=128,
+        description="Ed25519 signature (base64) over the canonical JSON of every other field.",
+    )
 
-    @field_validator("decision_id", "review_id", "decided_by")
+    def signed_fields(self) -> dict[str, object]:
+        """The decision's fields as JSON types: what the signature covers (but itself)."""
+        return self.model_dump(mode="json")
+
+    def signed_with(self, private: Ed25519PrivateKey) -> OperatorDecision:
+        """This decision signed by ``private`` (its key id set to the key's)."""
+        unsigned = self.model_copy(update={"key_id": key_id_of(private.public_key()), "signature": None})
+        return unsigned.model_copy(update={"signature": sign(private, unsigned.signed_fields())})
+
+    @field_validator("decision_id", "review_id", "decided_by", "key_id", "signature")
     @classmethod
-    def _printable(cls, value: str) -> str:
-        if not is_printable(value):
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not is_printable(value):
             raise PydanticCustomError(_TEXT_ERROR, "must be printable text")
         return value
 
@@ -193,6 +211,9 @@ def _rejected(exc: ValidationError) -> BadInput:
 
 #: The reason code of a well-formed decision that does not fit the review item it names.
 DECISION_REJECTED = "decision_rejected"
+#: The reason code of a decision that no trusted key signed: unsigned, forged, altered, or signed
+#: by a key not trusted for its operator. A security event: the SREs are alerted.
+DECISION_UNVERIFIED = "decision_unverified"
 
 
 def decision_fault(decision: OperatorDecision, item: ReviewItem | None, anchor_learner: str | None,

@@ -449,6 +449,7 @@ class IdentityRepository(Repository):
                 decided_by=decision.decided_by,
                 decided_at=decision.decided_at,
                 note=decision.note,
+                key_id=decision.key_id,
             )
         )
         return True

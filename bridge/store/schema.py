@@ -84,6 +84,8 @@ decisions = Table(
     Column("decided_by", String(128), nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
     Column("note", Text, nullable=True),
+    # Revision 0004: the operator's key that signed the decision (null for decisions before it).
+    Column("key_id", String(64), nullable=True),
     Index("ix_decisions_account", "platform", "account"),
     # Re-resolution looks decisions up by either side (revision 0002).
     Index("ix_decisions_anchor", "anchor_platform", "anchor_account"),

@@ -27,6 +27,7 @@ from bridge.settings import Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
 from bridge.topicio import Message, compacted, producer, read_topic
+from tests.operators import write_keys
 from topics import catalogue
 
 INPUT_NAMES = {t.name for t in catalogue.INPUT_TOPICS}
@@ -51,6 +52,12 @@ class Bridge:
         self.sent = 0
         self._producer = producer(self.settings.bootstrap_servers())
         self.engine = build_engine(database_url)
+        #: The workers trust every test operator's key; ``operator_env`` signs as one of them.
+        self.operator_keys, self.signing_keys = write_keys(workdir / "operators")
+
+    def operator_env(self, operator: str) -> dict[str, str]:
+        """The settings of an operator's commands (``bridge review ...``): this bridge, signing as ``operator``."""
+        return {**self.env(), "BRIDGE_OPERATOR_SIGNING_KEY": str(self.signing_keys[operator])}
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
@@ -62,6 +69,7 @@ class Bridge:
             BRIDGE_WEB_HOST="127.0.0.1",
             BRIDGE_HOURS_PER_CREDIT=str(s.hours_per_credit),
             BRIDGE_BATCH_WINDOW_S="0.1",
+            BRIDGE_OPERATOR_KEYS=str(self.operator_keys),
         )
         if s.course_equivalences:
             env["BRIDGE_COURSE_EQUIVALENCES"] = str(s.course_equivalences)

@@ -38,9 +38,10 @@ def learner_of(bridge: Bridge, platform: str, account: str) -> dict:
     return learner
 
 
-def operate_on(bridge: Bridge, monkeypatch) -> None:
-    """Point the operator commands (run in this process) at the bridge's broker and database."""
-    for name, value in bridge.env().items():
+def operate_on(bridge: Bridge, monkeypatch, operator: str = "op-17") -> None:
+    """Point the operator commands (run in this process) at the bridge's broker and database,
+    signing as ``operator``."""
+    for name, value in bridge.operator_env(operator).items():
         if name.startswith("BRIDGE_"):
             monkeypatch.setenv(name, value)
 
@@ -202,7 +203,7 @@ def test_an_operator_rejection_keeps_the_account_apart(bridge: Bridge, monkeypat
     bridge.start_worker()
     bridge.settle()
     (review,) = bridge.reviews()
-    operate_on(bridge, monkeypatch)
+    operate_on(bridge, monkeypatch, "op-3")
     assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-3", "--note", "different people"]) == 0
     bridge.settle()
 

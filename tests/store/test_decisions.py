@@ -3,21 +3,27 @@
 A decision that names no review item, one already decided, another account than the item's, or a
 learner that is not among the item's candidates is dead-lettered (``decision_rejected``) and
 changes nothing. Even a decision that fits never joins holders of different valid documents of one
-type. (Signatures are not checked yet: that is the security issue's work.)
+type. And before any of that, a decision must be signed by a key trusted for the operator it names:
+an unsigned, forged, altered or misattributed decision is dead-lettered (``decision_unverified``)
+and changes nothing; a replayed one is a duplicate and changes nothing either.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
-from bridge.core.decisions import DECISION_REJECTED, DecisionAction, OperatorDecision
+from bridge.core.decisions import DECISION_REJECTED, DECISION_UNVERIFIED, DecisionAction, OperatorDecision
 from bridge.core.records import AccountRef, learner_id_for
+from bridge.core.signing import TrustedKey, TrustedKeys, key_id_of
 from bridge.pipeline import Inbound, Pipeline
 from bridge.store import schema as t
 from tests.factories import resident_id
+from tests.operators import operator_key
 from tests.store.test_pipeline_contract import Feed, day, feed, make_pipeline  # noqa: F401 - fixture
 from topics.catalogue import DECISIONS
 
@@ -46,15 +52,25 @@ def _ambiguous(pipeline: Pipeline, feed: Feed) -> str:
 _offsets = iter(range(10_000))
 
 
-def _decision(review_id: str, *, account=("union", "GH2"), anchor=("union", "GH1"), action="link",
-              decision_id: str = "d-1") -> Inbound:
-    decision = OperatorDecision(
+def _unsigned(review_id: str, *, account=("union", "GH2"), anchor=("union", "GH1"), action="link",
+              decision_id: str = "d-1", by: str = "operator-7", at: datetime = NOW) -> OperatorDecision:
+    return OperatorDecision(
         decision_id=decision_id, review_id=review_id, action=DecisionAction(action),
         account=AccountRef(platform=account[0], account=account[1]),
         anchor=AccountRef(platform=anchor[0], account=anchor[1]) if anchor else None,
-        decided_by="operator-7", decided_at=NOW,
+        decided_by=by, decided_at=at,
     )
-    return Inbound(DECISIONS.name, 0, next(_offsets), review_id.encode(), decision.model_dump_json().encode())
+
+
+def _message(decision: OperatorDecision | dict) -> Inbound:
+    value = (json.dumps(decision) if isinstance(decision, dict) else decision.model_dump_json()).encode()
+    review_id = decision["review_id"] if isinstance(decision, dict) else decision.review_id
+    return Inbound(DECISIONS.name, 0, next(_offsets), review_id.encode(), value)
+
+
+def _decision(review_id: str, *, signer: str = "operator-7", **fields) -> Inbound:
+    """A decision signed by ``signer``'s key (a key the pipeline trusts for that operator)."""
+    return _message(_unsigned(review_id, **fields).signed_with(operator_key(signer)))
 
 
 def _learner_of(engine: Engine, platform: str, account: str) -> str:
@@ -113,3 +129,94 @@ def test_no_decision_joins_holders_of_different_valid_documents(pipeline: Pipeli
     # GH2 now carries D2 itself: a link to GH1's learner would join D1 and D2. The evidence wins.
     pipeline.process([feed.union("u-4", member_no="GH2", id_card=D2, name="张伟", mobile="13800138000", when=day(5))])
     assert _learner_of(pipeline.engine, "union", "GH2") != _learner_of(pipeline.engine, "union", "GH1")
+
+
+# -- signatures -----------------------------------------------------------------------------------
+
+
+def _altered(decision: OperatorDecision, **changes) -> dict:
+    """The JSON of a signed decision with fields changed after signing (the signature kept)."""
+    fields = decision.signed_fields()
+    fields.update(changes)
+    return fields
+
+
+def _forgeries(review_id: str) -> dict[str, Inbound | list[Inbound]]:
+    good = _unsigned(review_id).signed_with(operator_key("operator-7"))
+    stranger = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    return {
+        "unsigned": _message(_unsigned(review_id)),
+        "no signature but a key id": _message(_altered(good, signature=None)),
+        "signed by an untrusted key": _message(_unsigned(review_id).signed_with(stranger)),
+        "signed by another operator's key": _message(_unsigned(review_id).signed_with(operator_key("op-3"))),
+        "anchor changed after signing": _message(_altered(good, anchor={"platform": "ou", "account": "S1"})),
+        "operator changed after signing": _message(_altered(good, decided_by="op-3")),
+        "review id changed after signing": _message(_altered(good, review_id="rv_000000000000000000000000")),
+        "signature of another decision": _message(_altered(
+            good, signature=_unsigned(review_id, action="reject", anchor=None)
+            .signed_with(operator_key("operator-7")).signature)),
+        "signature not base64": _message(_altered(good, signature="not base64!")),
+        "signature truncated": _message(_altered(good, signature=good.signature[:20])),
+    }
+
+
+@pytest.mark.parametrize("case", list(_forgeries("rv_x")))
+def test_a_decision_no_trusted_key_signed_is_dead_lettered_and_changes_nothing(
+    pipeline: Pipeline, feed: Feed, case: str
+) -> None:
+    review_id = _ambiguous(pipeline, feed)
+    before = {k: _learner_of(pipeline.engine, *k) for k in [("union", "GH1"), ("union", "GH2"), ("ou", "S1")]}
+    msg = _forgeries(review_id)[case]
+    result = pipeline.process([msg])
+    [(dead, letter)] = result.dead_letters
+    assert dead is msg and letter.reason_code == DECISION_UNVERIFIED
+    assert "operator decision rejected" in letter.reason and "operator-7" not in letter.reason
+    assert result.decisions == 0 and _stored_decisions(pipeline.engine) == 0
+    assert {k: _learner_of(pipeline.engine, *k) for k in before} == before
+    with pipeline.engine.connect() as conn:
+        assert conn.execute(select(t.review_items.c.status)).scalars().all() == ["open"]
+    # The genuine decision is still applied afterwards: the forgery consumed nothing.
+    assert pipeline.process([_decision(review_id)]).decisions == 1
+
+
+def test_a_replayed_decision_changes_nothing(pipeline: Pipeline, feed: Feed) -> None:
+    review_id = _ambiguous(pipeline, feed)
+    genuine = _decision(review_id)
+    assert pipeline.process([genuine]).decisions == 1
+    after = _learner_of(pipeline.engine, "union", "GH2")
+    # The same bytes again (a redelivery or a replay): a duplicate, not an error, and no change.
+    again = pipeline.process([Inbound(DECISIONS.name, 1, 99_999, genuine.key, genuine.value)])
+    assert again.decisions == 0 and not again.dead_letters and again.duplicates == 1
+    # A new, validly signed decision on the item already decided: rejected, as before.
+    late = pipeline.process([_decision(review_id, action="reject", anchor=None, decision_id="d-2")])
+    assert [letter.reason_code for _m, letter in late.dead_letters] == [DECISION_REJECTED]
+    assert _learner_of(pipeline.engine, "union", "GH2") == after and _stored_decisions(pipeline.engine) == 1
+
+
+def test_a_retired_key_verifies_only_what_was_decided_before_its_retirement(engine: Engine, feed: Feed) -> None:
+    key = operator_key("operator-7")
+    retired = NOW
+    pipeline = make_pipeline(engine)
+    pipeline.trusted_keys = TrustedKeys([TrustedKey("operator-7", key_id_of(key.public_key()), key.public_key(), retired)])
+    review_id = _ambiguous(pipeline, feed)
+    late = pipeline.process([_decision(review_id, at=retired + timedelta(seconds=1))])
+    assert [letter.reason_code for _m, letter in late.dead_letters] == [DECISION_UNVERIFIED]
+    early = pipeline.process([_decision(review_id, at=retired - timedelta(days=1), decision_id="d-2")])
+    assert early.decisions == 1 and not early.dead_letters
+
+
+def test_no_trusted_keys_means_no_decision_is_applied(engine: Engine, feed: Feed) -> None:
+    pipeline = make_pipeline(engine)
+    pipeline.trusted_keys = TrustedKeys()
+    review_id = _ambiguous(pipeline, feed)
+    result = pipeline.process([_decision(review_id)])
+    assert [letter.reason_code for _m, letter in result.dead_letters] == [DECISION_UNVERIFIED]
+    assert _stored_decisions(pipeline.engine) == 0
+
+
+def test_an_applied_decision_keeps_the_key_that_signed_it(pipeline: Pipeline, feed: Feed) -> None:
+    review_id = _ambiguous(pipeline, feed)
+    pipeline.process([_decision(review_id)])
+    with pipeline.engine.connect() as conn:
+        [key_id] = conn.execute(select(t.decisions.c.key_id)).scalars().all()
+    assert key_id == key_id_of(operator_key("operator-7").public_key())

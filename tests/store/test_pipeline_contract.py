@@ -31,6 +31,7 @@ from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
 from bridge.store.registry import Registry
 from tests.factories import BEIJING, OU, UNION, encode, ou_event, resident_id, union_event
+from tests.operators import trusted
 from topics import catalogue
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -59,6 +60,7 @@ def make_pipeline(engine: Engine, *, parsers=None, course_keys: CourseKeys | Non
         course_keys if course_keys is not None else parse_equivalences(EQUIVALENCES),
         16.0,
         clock=lambda: NOW,
+        trusted_keys=trusted(),
     )
 
 
