@@ -12,9 +12,9 @@ import json
 import re
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic_core import PydanticCustomError
 
@@ -64,9 +64,13 @@ class OperatorDecision(BaseModel):
         description="Ed25519 signature (base64) over the canonical JSON of every other field.",
     )
 
+    #: The JSON object the decision was parsed from (``parse_decision``): what its signature covers.
+    _sent: dict[str, Any] | None = PrivateAttr(default=None)
+
     def signed_fields(self) -> dict[str, object]:
-        """The decision's fields as JSON types: what the signature covers (but itself)."""
-        return self.model_dump(mode="json")
+        """What the signature covers (but itself): the fields as sent when the decision was read
+        from a message, else as this model writes them (what ``signed_with`` signs and sends)."""
+        return dict(self._sent) if self._sent is not None else self.model_dump(mode="json")
 
     def signed_with(self, private: Ed25519PrivateKey) -> OperatorDecision:
         """This decision signed by ``private`` (its key id set to the key's)."""
@@ -143,10 +147,11 @@ def parse_decision(value: bytes) -> OperatorDecision:
     # decisions come at an operator's pace, so a strict parse first costs nothing that matters.
     try:
         text = raw.decode("utf-8")
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise BadInput(
-            "operator decision rejected: the message is not usable UTF-8 JSON (bad bytes or syntax, NaN or "
+            "operator decision rejected: the message is not usable UTF-8 JSON (bad bytes or syntax, a key "
+            "given twice, NaN or "
             "Infinity, a huge integer, or nesting too deep); re-issue it with `bridge review link|reject`",
             code="not_json",
         ) from None
@@ -157,13 +162,28 @@ def parse_decision(value: bytes) -> OperatorDecision:
             code="invalid_text",
         )
     try:
-        return OperatorDecision.model_validate_json(raw)
+        decision = OperatorDecision.model_validate_json(raw)
     except ValidationError as exc:
         raise _rejected(exc) from None
+    if not isinstance(document, dict):
+        raise BadInput("operator decision rejected: the message is not a JSON object", code="invalid_decision")
+    # The signature covers the fields as they were sent, not as this version of the model would
+    # write them again: a field added later, or a change of how a time is written, must not
+    # break the signatures of decisions kept forever on the topic.
+    decision._sent = document
+    return decision
 
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object hook refusing a key given twice: the signature and the model must read one value."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a key is given twice")
+    return document
 
 
 def _field_of(loc: tuple[int | str, ...]) -> str:

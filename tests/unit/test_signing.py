@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,12 +18,13 @@ from bridge.core.records import AccountRef
 from bridge.core.signing import (
     TrustedKeys,
     canonical,
+    sign,
     key_id_of,
     load_private_key,
     private_key_pem,
     public_text,
 )
-from bridge.errors import ConfigurationError
+from bridge.errors import BadInput, ConfigurationError
 from tests.operators import operator_key, trusted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
@@ -74,8 +76,35 @@ def test_any_note_is_covered(note: str) -> None:
     signed = _decision(note=note or None).signed_with(operator_key("operator-7"))
     parsed = parse_decision(signed.model_dump_json().encode())
     assert trusted().fault(parsed.signed_fields(), parsed.decided_by, parsed.decided_at) is None
-    other = parsed.model_copy(update={"note": (note + "!")})
+    sent = json.loads(signed.model_dump_json())
+    sent["note"] = note + "!"
+    other = parse_decision(json.dumps(sent).encode())
     assert trusted().fault(other.signed_fields(), other.decided_by, other.decided_at) is not None
+
+
+def test_the_signature_covers_the_fields_as_sent_so_old_decisions_outlive_model_changes() -> None:
+    """A decision signed by an older release that did not write ``note`` (or any field added
+    since, with a default) still verifies: the signature covers what was sent."""
+    fields = json.loads(_decision().model_dump_json())
+    del fields["note"], fields["signature"]
+    fields["key_id"] = key_id_of(operator_key("operator-7").public_key())
+    fields["signature"] = sign(operator_key("operator-7"), fields)
+    parsed = parse_decision(json.dumps(fields).encode())
+    assert parsed.note is None
+    assert trusted().fault(parsed.signed_fields(), parsed.decided_by, parsed.decided_at) is None
+    # And a field the model does not know, added by an attacker, breaks the signature.
+    fields["override"] = True
+    tampered = parse_decision(json.dumps(fields).encode())
+    assert trusted().fault(tampered.signed_fields(), tampered.decided_by, tampered.decided_at) is not None
+
+
+def test_a_key_given_twice_is_bad_input() -> None:
+    """The model and the signature must read the same value: a duplicated key could make them differ."""
+    signed = _decision().signed_with(operator_key("operator-7")).model_dump_json()
+    doubled = signed.replace('{"decision_id"', '{"anchor":{"platform":"ou","account":"S9"},"decision_id"', 1)
+    with pytest.raises(BadInput) as caught:
+        parse_decision(doubled.encode())
+    assert caught.value.code == "not_json" and "twice" in caught.value.reason
 
 
 def test_canonical_form_ignores_the_signature_and_key_order() -> None:
