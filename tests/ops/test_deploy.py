@@ -1,20 +1,25 @@
 """The deploy files, checked structurally (no Docker engine or cluster needed).
 
 They must agree with the code: ports and probes with the worker's endpoints, environment names
-with the settings, images and users with the Dockerfile, selectors with labels.
+with the settings, images and users with the Dockerfile, selectors with labels, Kafka users and
+their credentials with topics/strimzi.py. And they ship no usable secret: every secret-like value
+in deploy/ is one the production profile refuses.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 from pathlib import Path
 
 import pytest
 
+from bridge.errors import ConfigurationError
 from bridge.settings import Settings
 from bridge.worker import RETRY_CAP_S
 from tests.ops.conftest import DEPLOY, ROOT, load_all
+from topics import strimzi
 
 K8S = DEPLOY / "k8s"
 PREFIX = Settings.model_config["env_prefix"]
@@ -31,6 +36,48 @@ def _setting(variable: str) -> str:
 def _settings_from(env: dict[str, object]) -> Settings:
     """The Settings a process with these BRIDGE_* variables would get (validated)."""
     return Settings(**{_setting(k): str(v) for k, v in env.items() if k.startswith(PREFIX)})
+
+
+def _random_key() -> str:
+    """A secret as `openssl rand -base64 48` makes one."""
+    return secrets.token_urlsafe(48)
+
+
+#: ``${VAR}``, ``${VAR:?message}``, ``${VAR:-default}`` and the like in a compose file (``$$`` escapes).
+_INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
+#: Names of variables that hold a secret.
+_SECRET_NAME = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|CREDENTIAL", re.IGNORECASE)
+
+
+def _interpolate(value: object, env: dict[str, str]) -> str:
+    """``value`` as compose would pass it with ``env`` as the environment (required variables must be set)."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op = match["name"], match["op"] or ""
+        if name in env:
+            return env[name]
+        assert "?" not in op, f"required variable {name} not given"
+        return match["arg"] if "-" in op else ""
+
+    return _INTERPOLATION.sub(one, str(value)).replace("$$", "$")
+
+
+def _compose_variables() -> set[str]:
+    return {m["name"] for m in _INTERPOLATION.finditer((DEPLOY / "docker-compose.yml").read_text())}
+
+
+def _compose_env() -> dict[str, str]:
+    """Real random values for every variable the compose file takes from the environment."""
+    return {name: (_random_key() if "KEY" in name else secrets.token_hex(32)) for name in _compose_variables()}
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
 
 
 def _production_session_s() -> float:
@@ -101,24 +148,95 @@ def test_compose_starts_the_whole_stack(compose: dict) -> None:
     assert not any("zookeeper" in s["image"] for s in services.values())
 
 
+def _kafka_properties(compose: dict) -> dict[str, str]:
+    (config,) = [c for c in compose["services"]["kafka"]["configs"] if c["source"] == "kafka-server"]
+    properties = {}
+    for line in compose["configs"][config["source"]]["content"].splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            properties[key.strip()] = value.strip()
+    return properties
+
+
 def test_compose_kafka_runs_in_kraft_mode(compose: dict) -> None:
     kafka = compose["services"]["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
-    env = kafka["environment"]
-    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] and env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
+    props = _kafka_properties(compose)
+    assert set(props["process.roles"].split(",")) == {"broker", "controller"}
+    assert props["controller.quorum.voters"] and props["controller.listener.names"] == "CONTROLLER"
     # KRaft's cluster id is 16 bytes, base64url-encoded without padding.
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"])
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kafka["environment"]["CLUSTER_ID"])
+    assert props["auto.create.topics.enable"] == "false"
+    command = " ".join(kafka["command"])
+    assert "kafka-storage.sh format" in command and "kafka-server-start.sh" in command
+
+
+def test_compose_kafka_clients_connect_only_with_sasl_ssl(compose: dict) -> None:
+    props = _kafka_properties(compose)
+    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
+    listeners = dict(item.split("://") for item in props["listeners"].split(","))
+    for name, address in listeners.items():
+        host = address.rsplit(":", 1)[0]
+        # Every listener other containers or the host can reach authenticates and encrypts.
+        assert protocols[name] == "SASL_SSL" or host == "localhost", f"{name} listens beyond loopback unprotected"
+    assert props["inter.broker.listener.name"] != "CLIENT" and props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    for name in (n for n, p in protocols.items() if p == "SASL_SSL"):
+        assert "ScramLoginModule" in props[f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config"]
+    assert props["ssl.keystore.location"].startswith("/etc/kafka-tls/")
+    # The workers' bootstrap is the CLIENT listener, and their SCRAM user is the one the storage gets.
+    advertised = dict(item.split("://") for item in props["advertised.listeners"].split(","))
+    env = compose["x-bridge"]["environment"]
+    assert env["BRIDGE_BROKER_URL"] == f"kafka://{advertised['CLIENT']}"
+    assert env["BRIDGE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and env["BRIDGE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    command = " ".join(compose["services"]["kafka"]["command"])
+    assert f"SCRAM-SHA-512=[name={env['BRIDGE_KAFKA_SASL_USERNAME']},password=$$KAFKA_WORKER_PASSWORD]" in command
+    assert "KAFKA_WORKER_PASSWORD" in env["BRIDGE_KAFKA_SASL_PASSWORD"]
+
+
+def test_compose_certificates_are_made_once_and_only_the_broker_holds_its_key(compose: dict) -> None:
+    services = compose["services"]
+    certs = services["kafka-certs"]
+    mounts = dict(m.split(":")[:2] for m in certs["volumes"])
+    assert set(mounts) == {"kafka-tls", "kafka-ca"}
+    script = certs["command"][-1]
+    assert f"-out {mounts['kafka-ca']}/ca.crt" in script and f"-out {mounts['kafka-tls']}/kafka.p12" in script
+    assert "DNS:kafka" in script and "DNS:localhost" in script
+    holders = {name for name, s in services.items() for m in s.get("volumes", []) if m.split(":")[0] == "kafka-tls"}
+    assert holders == {"kafka", "kafka-certs"}
+    # The workers trust the stack's CA: CAFILE lies in the mounted CA volume.
+    cafile = Path(compose["x-bridge"]["environment"]["BRIDGE_KAFKA_SSL_CAFILE"])
+    (ca_mount,) = [m for m in compose["x-bridge"]["volumes"] if m.split(":")[0] == "kafka-ca"]
+    assert Path(ca_mount.split(":")[1]) == cafile.parent and ca_mount.endswith(":ro")
+    for name in ("kafka", "topics", "migrate"):
+        assert services[name]["depends_on"].get("kafka-certs", {}).get("condition") in (
+            "service_completed_successfully", None,
+        )
+    assert services["kafka"]["depends_on"]["kafka-certs"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_takes_every_secret_from_the_environment_with_no_default(compose: dict) -> None:
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    for match in _INTERPOLATION.finditer(text):
+        assert match["op"] == ":?", f"${{{match['name']}}} must be required (${{VAR:?how to set it}}), not defaulted"
+        assert "deploy/.env" in match["arg"], f"{match['name']}: the error must say how to set it"
+    for name, service in [("x-bridge", compose["x-bridge"]), *compose["services"].items()]:
+        for variable, value in (service.get("environment") or {}).items():
+            if _SECRET_NAME.search(variable) or "://" in str(value) and "@" in str(value):
+                assert _INTERPOLATION.search(str(value)), f"{name}: {variable} ships a literal secret"
+    # deploy/.env.example names every variable, and only those.
+    assert set(_env_example()) == _compose_variables()
 
 
 def test_compose_workers_are_configured_by_settings(compose: dict) -> None:
     services = compose["services"]
     workers = {name: s for name, s in services.items() if s.get("command") == ["worker"]}
     assert set(workers) == {"bridge-1", "bridge-2"}
+    env = _compose_env()
     for name, worker in workers.items():
-        settings = _settings_from(worker["environment"])
+        settings = _settings_from({k: _interpolate(v, env) for k, v in worker["environment"].items()})
         assert settings.profile == "production" and not settings.uses_development_key
+        assert settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+        assert settings.kafka_ssl_cafile is not None and settings.kafka_ssl_check_hostname
         assert settings.broker_url and settings.database_url.startswith("postgresql")
         container_ports = {mapping.split(":")[-1] for mapping in worker["ports"]}
         assert container_ports == {str(settings.web_port)}
@@ -138,7 +256,12 @@ def test_compose_prometheus_scrapes_both_workers_and_loads_the_alerts(compose: d
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "bridge"]
     targets = {t for static in job["static_configs"] for t in static["targets"]}
     services = compose["services"]
-    assert targets == {f"{name}:{_settings_from(services[name]['environment']).web_port}" for name in ("bridge-1", "bridge-2")}
+    env = _compose_env()
+
+    def port(name: str) -> int:
+        return _settings_from({k: _interpolate(v, env) for k, v in services[name]["environment"].items()}).web_port
+
+    assert targets == {f"{name}:{port(name)}" for name in ("bridge-1", "bridge-2")}
     assert job.get("metrics_path", "/metrics") == "/metrics"
     mounts = {m.split(":")[1]: m.split(":")[0] for m in services["prometheus"]["volumes"]}
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
@@ -185,7 +308,7 @@ def test_k8s_has_every_resource_an_operator_expects(k8s: dict) -> None:
     kinds = {kind for kind, _ in k8s}
     assert {
         "Deployment", "PodDisruptionBudget", "ConfigMap", "Secret", "Service", "ServiceMonitor",
-        "PrometheusRule", "KafkaTopic", "Job",
+        "PrometheusRule", "KafkaTopic", "KafkaUser", "Job",
     } <= kinds
 
 
@@ -210,16 +333,27 @@ def test_deployment_probes_ports_resources_and_grace(k8s: dict) -> None:
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
-def test_deployment_environment_is_valid_settings(k8s: dict) -> None:
-    pod = _one(k8s, "Deployment")["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    env: dict[str, object] = {}
+def _container_env(k8s: dict, container: dict, *, fill_placeholders: bool) -> dict[str, str]:
+    """The BRIDGE_* environment of ``container``; placeholders replaced by real secrets if asked."""
+    env: dict[str, str] = {}
     for source in container["envFrom"]:
         ref = source.get("configMapRef") or source.get("secretRef")
         kind = "ConfigMap" if "configMapRef" in source else "Secret"
         resource = k8s[(kind, ref["name"])]
         env.update(resource.get("data") or resource.get("stringData"))
-    settings = _settings_from(env)
+    for item in container.get("env", []):
+        # Strimzi's generated Secret is not in deploy/: stand in a password as it generates one.
+        env[item["name"]] = item["value"] if "value" in item else secrets.token_urlsafe(24)
+    if fill_placeholders:
+        env = {k: _random_key() if "REPLACE-ME" in v and "://" not in v else v for k, v in env.items()}
+        env = {k: "postgresql+psycopg://bridge:pw@db:5432/bridge" if "REPLACE-ME" in v else v for k, v in env.items()}
+    return env
+
+
+def test_deployment_environment_is_valid_settings(k8s: dict) -> None:
+    pod = _one(k8s, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    settings = _settings_from(_container_env(k8s, container, fill_placeholders=True))
     assert settings.profile == "production"
     assert settings.web_port == WEB_PORT
     # The equivalence table's path lies in a mounted ConfigMap that holds it.
@@ -230,9 +364,39 @@ def test_deployment_environment_is_valid_settings(k8s: dict) -> None:
     assert "/tmp" in mounts.values()  # Faust's data directory, on a read-only root
 
 
+def test_deployment_as_shipped_is_refused_by_the_production_profile(k8s: dict) -> None:
+    (container,) = _one(k8s, "Deployment")["spec"]["template"]["spec"]["containers"]
+    with pytest.raises(ConfigurationError):
+        _settings_from(_container_env(k8s, container, fill_placeholders=False))
+
+
+def test_deployment_connects_to_strimzi_with_sasl_ssl_as_the_worker_user(k8s: dict) -> None:
+    pod = _one(k8s, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    settings = _settings_from(_container_env(k8s, container, fill_placeholders=True))
+    assert settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_ssl_check_hostname
+    # The KafkaUser of kafka-users.yaml, its password from the Secret Strimzi makes for it.
+    assert settings.kafka_sasl_username == strimzi.WORKER_USER
+    assert k8s[("KafkaUser", strimzi.WORKER_USER)]["spec"]["authentication"]["type"] == "scram-sha-512"
+    (password,) = [e for e in container["env"] if e["name"] == "BRIDGE_KAFKA_SASL_PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"] == {"name": strimzi.WORKER_USER, "key": "password"}
+    # The bootstrap service of the cluster the topics and users belong to, on its TLS listener.
+    (server,) = settings.bootstrap_servers()
+    assert server == f"{strimzi.DEFAULT_CLUSTER}-kafka-bootstrap:9093"
+    # The cluster CA, mounted from Strimzi's Secret.
+    cafile = Path(str(settings.kafka_ssl_cafile))
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    mount = mounts[str(cafile.parent)]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == f"{strimzi.DEFAULT_CLUSTER}-cluster-ca-cert"
+    assert {"key": "ca.crt", "path": cafile.name} in volume["secret"]["items"]
+
+
 def test_secret_holds_only_marked_placeholders(k8s: dict) -> None:
     secret = _one(k8s, "Secret")
-    assert set(secret["stringData"]) == {"BRIDGE_DATABASE_URL", "BRIDGE_PSEUDONYM_KEY"}
+    assert set(secret["stringData"]) == {"BRIDGE_DATABASE_URL", "BRIDGE_PSEUDONYM_KEY", "BRIDGE_DEADLETTER_KEY"}
     for key, value in secret["stringData"].items():
         _setting(key)
         assert "REPLACE-ME" in value, f"{key} is not a clearly marked placeholder"
@@ -264,3 +428,53 @@ def test_migration_job_runs_db_upgrade_with_the_workers_settings(k8s: dict) -> N
     worker = _one(k8s, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["envFrom"] == worker["envFrom"]
     assert container["image"] == worker["image"]
+    # It never connects to Kafka, so it gets no Kafka credential, and its settings are valid without one.
+    assert not any("SASL_PASSWORD" in e["name"] for e in container.get("env", []))
+    settings = _settings_from(_container_env(k8s, container, fill_placeholders=True))
+    assert settings.profile == "production" and settings.kafka_sasl_password is None
+
+
+# -- no usable secret anywhere in deploy/ -----------------------------------------------------
+
+
+def _shipped_secrets(yaml) -> dict[str, str]:
+    """Every secret-like value deploy/ ships, by where it is."""
+    found: dict[str, str] = {}
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in load_all(yaml, path):
+            if doc.get("kind") == "Secret":
+                for key, value in {**doc.get("stringData", {}), **doc.get("data", {})}.items():
+                    found[f"{path.name}: {key}"] = str(value)
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for name, service in [("x-bridge", compose["x-bridge"]), *compose["services"].items()]:
+        for variable, value in (service.get("environment") or {}).items():
+            text = str(value)
+            for match in _INTERPOLATION.finditer(text):
+                if match["op"] and "-" in match["op"]:
+                    found[f"compose {name}: default of {match['name']}"] = match["arg"]
+            if _SECRET_NAME.search(variable) and not _INTERPOLATION.search(text):
+                found[f"compose {name}: {variable}"] = text
+    for name, value in _env_example().items():
+        found[f".env.example: {name}"] = value
+    return found
+
+
+def test_deploy_ships_secrets_to_check(yaml) -> None:
+    found = _shipped_secrets(yaml)
+    assert any(k.startswith("secret.yaml") for k in found) and any(k.startswith(".env.example") for k in found)
+    assert {"secret.yaml: BRIDGE_PSEUDONYM_KEY", "secret.yaml: BRIDGE_DEADLETTER_KEY"} <= set(found)
+
+
+def test_the_production_profile_refuses_every_secret_shipped_in_deploy(yaml) -> None:
+    good = {"pseudonym_key": _random_key(), "deadletter_key": _random_key()}
+    Settings(profile="production", **good)  # the stand-ins themselves pass
+    sasl = dict(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="u")
+    Settings(profile="production", **good, **sasl, kafka_sasl_password=secrets.token_hex(32))
+    for where, value in _shipped_secrets(yaml).items():
+        for field in ("pseudonym_key", "deadletter_key"):
+            with pytest.raises(ConfigurationError):
+                Settings(profile="production", **{**good, field: value})
+                pytest.fail(f"{where} is accepted as {field}")
+        with pytest.raises(ConfigurationError):
+            Settings(profile="production", **good, **sasl, kafka_sasl_password=value)
+            pytest.fail(f"{where} is accepted as the SASL password")
