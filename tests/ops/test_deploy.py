@@ -45,8 +45,8 @@ def _random_key() -> str:
 
 #: ``${VAR}``, ``${VAR:?message}``, ``${VAR:-default}`` and the like in a compose file (``$$`` escapes).
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
-#: Names of variables that hold a secret.
-_SECRET_NAME = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|CREDENTIAL", re.IGNORECASE)
+#: Names of variables that hold a secret (not BRIDGE_OPERATOR_KEYS: the path of public keys).
+_SECRET_NAME = re.compile(r"(KEY|PASSWORD|SECRET|TOKEN|CREDENTIALS?)$", re.IGNORECASE)
 
 
 def _interpolate(value: object, env: dict[str, str]) -> str:
@@ -478,3 +478,24 @@ def test_the_production_profile_refuses_every_secret_shipped_in_deploy(yaml) -> 
         with pytest.raises(ConfigurationError):
             Settings(profile="production", **good, **sasl, kafka_sasl_password=value)
             pytest.fail(f"{where} is accepted as the SASL password")
+
+
+def test_workers_trust_an_operator_key_file_that_is_mounted_and_parses(k8s: dict, compose: dict, tmp_path) -> None:
+    from bridge.core.signing import TrustedKeys
+
+    # Kubernetes: the file lies in a mounted ConfigMap that holds it (public keys are no secret).
+    pod = _one(k8s, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    settings = _settings_from(_container_env(k8s, container, fill_placeholders=True))
+    path = Path(str(settings.operator_keys))
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    (volume,) = [v for v in pod["volumes"] if "configMap" in v and Path(mounts[v["name"]]) == path.parent]
+    text = k8s[("ConfigMap", volume["configMap"]["name"])]["data"][path.name]
+    (tmp_path / "k8s.keys").write_text(text)
+    TrustedKeys.load(tmp_path / "k8s.keys")
+    # Compose: a file of deploy/ mounted read-only at that path.
+    target = compose["x-bridge"]["environment"]["BRIDGE_OPERATOR_KEYS"]
+    (mount,) = [m for m in compose["x-bridge"]["volumes"] if m.split(":")[1] == target]
+    source = (DEPLOY / mount.split(":")[0]).resolve()
+    assert source.is_file() and mount.endswith(":ro")
+    TrustedKeys.load(source)
