@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 import adapters
 from bridge.core.courses import load_equivalences
 from bridge.core.pseudonym import Pseudonymiser
+from bridge.core.sealing import Sealer
 from bridge.core.signing import TrustedKeys
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
@@ -53,6 +54,15 @@ def build_pseudonymiser(settings: Settings) -> Pseudonymiser:
     )
 
 
+def build_sealer(settings: Settings) -> Sealer:
+    """The dead-letter sealer: seals under the configured key, opens under it and the retired ones."""
+    return Sealer.from_secret(
+        settings.deadletter_key.get_secret_value(),
+        settings.deadletter_key_id,
+        tuple(old.get_secret_value() for old in settings.deadletter_previous_keys),
+    )
+
+
 def build_runtime(
     settings: Settings, *, registry: CollectorRegistry | None = None, migrate: bool = True
 ) -> Runtime:
@@ -80,6 +90,7 @@ def build_runtime(
         settings.hours_per_credit,
         max_shared_evidence=settings.max_shared_evidence,
         trusted_keys=trusted_keys(settings),
+        sealer=build_sealer(settings),
     )
     return Runtime(settings, engine, pipeline, Metrics(registry or CollectorRegistry()), guard)
 

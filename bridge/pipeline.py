@@ -8,7 +8,6 @@ touched, re-derives the credit records it touched, and queues what changed for p
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 from collections import Counter
@@ -33,8 +32,10 @@ from bridge.core.events import CanonicalEvent
 from bridge.core.identity import AccountKey, Evidence, EvidenceItem, PendingReview, Placement, Sighting, cluster
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DEADLETTER_PAYLOAD_BOUND, DeadLetter, ReviewKind, record_id_for
+from bridge.core.sealing import Sealer
 from bridge.core.signing import TrustedKeys
 from bridge.errors import BadInput
+from bridge.settings import DEVELOPMENT_DEADLETTER_KEY
 from bridge.store.contents import Retraction, StoredFact
 from bridge.store.engine import writer
 from bridge.store.ledger import fact_row
@@ -92,11 +93,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def dead_letter(msg: Inbound, reason: str, code: str, now: datetime) -> DeadLetter:
-    """The dead letter of ``msg``: its bytes when they fit within the message bound, always their
-    digest (``msg.value`` ``None``: bytes no longer held, e.g. a content retracted after the fact)."""
+def dead_letter(msg: Inbound, reason: str, code: str, now: datetime, sealer: Sealer) -> DeadLetter:
+    """The dead letter of ``msg``: its bytes sealed under the dead-letter key when they fit within
+    the message bound, always their digest (``msg.value`` ``None``: bytes no longer held, e.g. a
+    content retracted after the fact). The bytes are never carried readable (CONTRACT §2)."""
     value = msg.value
     carried = value is not None and len(value) <= DEADLETTER_PAYLOAD_BOUND
+    sealed, key_id = sealer.seal(value, msg.topic, msg.partition, msg.offset) if carried else (None, None)
     return DeadLetter(
         topic=msg.topic,
         partition=msg.partition,
@@ -105,7 +108,8 @@ def dead_letter(msg: Inbound, reason: str, code: str, now: datetime) -> DeadLett
         reason_code=code,
         payload_sha256=hashlib.sha256(value).hexdigest() if value is not None else None,
         payload_bytes=len(value) if value is not None else None,
-        payload_base64=base64.b64encode(value).decode("ascii") if carried else None,
+        payload_encrypted=sealed,
+        key_id=key_id,
         dead_lettered_at=now,
     )
 
@@ -277,8 +281,11 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
         max_shared_evidence: int = 10,
         trusted_keys: TrustedKeys | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.engine = engine
+        #: Seals dead-letter payloads; by default under the development key (bootstrap passes the configured one).
+        self.sealer = sealer if sealer is not None else Sealer.from_secret(DEVELOPMENT_DEADLETTER_KEY)
         #: The operators' keys decisions must be signed by; none: no decision is applied.
         self.trusted_keys = trusted_keys if trusted_keys is not None else TrustedKeys()
         self._writer = writer(engine, serializable=True)
@@ -288,6 +295,9 @@ class Pipeline:
         self.hours_per_credit = hours_per_credit
         self.clock = clock
         self.max_shared_evidence = max_shared_evidence
+
+    def _dead_letter(self, msg: Inbound, reason: str, code: str, now: datetime) -> DeadLetter:
+        return dead_letter(msg, reason, code, now, self.sealer)
 
     def parse(self, msg: Inbound) -> CanonicalEvent | OperatorDecision:
         if msg.value is None:
@@ -309,7 +319,7 @@ class Pipeline:
         transient one: dead-lettered (``unprocessable``), nothing else changes."""
         result = BatchResult()
         cause = exc if exc is not None else RuntimeError("unknown")
-        result.dead_letters.append((msg, dead_letter(msg, _poison_reason(cause), "unprocessable", self.clock())))
+        result.dead_letters.append((msg, self._dead_letter(msg, _poison_reason(cause), "unprocessable", self.clock())))
         return result
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
@@ -322,14 +332,14 @@ class Pipeline:
             try:
                 parsed = self.parse(msg)
             except BadInput as exc:
-                result.dead_letters.append((msg, dead_letter(msg, exc.reason, exc.code, now)))
+                result.dead_letters.append((msg, self._dead_letter(msg, exc.reason, exc.code, now)))
                 continue
             except Exception as exc:  # noqa: BLE001 - an adapter bug must not stall the partition
                 log.exception(
                     "message failed in parsing; dead-lettered",
                     extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
                 )
-                result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
+                result.dead_letters.append((msg, self._dead_letter(msg, _internal_reason(exc), "processing_error", now)))
                 continue
             if isinstance(parsed, OperatorDecision):
                 decisions.append((msg, parsed))
@@ -350,7 +360,7 @@ class Pipeline:
                         extra={"platform": event.platform.value, "event_id": event.event_id, "topic": msg.topic,
                                "partition": msg.partition, "offset": msg.offset},
                     )
-                    result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
+                    result.dead_letters.append((msg, self._dead_letter(msg, _internal_reason(exc), "processing_error", now)))
             plan = self._settle_contents(registry, prepared, now, result)
             for index, item in enumerate(prepared):
                 kept = plan.apply.get(index)
@@ -392,7 +402,7 @@ class Pipeline:
                 extra={"platform": event.platform.value, "event_id": event.event_id, "topic": msg.topic,
                        "partition": msg.partition, "offset": msg.offset},
             )
-            result.dead_letters.append((msg, dead_letter(msg, _internal_reason(exc), "processing_error", now)))
+            result.dead_letters.append((msg, self._dead_letter(msg, _internal_reason(exc), "processing_error", now)))
             return False
         return True
 
@@ -458,7 +468,7 @@ class Pipeline:
                 plan.reject(item.msg, key, item.content.digest(out.key_id), out.key_id, now)
                 legacy = known is not None and known.content.content_digest is None
                 reason = _LEGACY_KEPT_REASON if legacy and out.kept is None else _LOST_REASON
-                result.dead_letters.append((item.msg, dead_letter(item.msg, reason, DUPLICATE_EVENT_ID, now)))
+                result.dead_letters.append((item.msg, self._dead_letter(item.msg, reason, DUPLICATE_EVENT_ID, now)))
             if out.kept is not None:
                 winner = prepared[indices[out.kept]]
                 plan.apply[indices[out.kept]] = _Kept(out.contents, winner.content.digest(out.key_id), out.key_id)
@@ -470,7 +480,7 @@ class Pipeline:
                 plan.winner_of.setdefault(known.account, AccountKey(key[0], winner.event.account))
                 gone = Inbound(known.topic, known.partition, known.offset, known.account.account.encode(), None)
                 plan.reject(gone, key, known.content.content_digest, known.content.key_id, now)
-                result.dead_letters.append((gone, dead_letter(gone, _RETRACTED_REASON, DUPLICATE_EVENT_ID, now)))
+                result.dead_letters.append((gone, self._dead_letter(gone, _RETRACTED_REASON, DUPLICATE_EVENT_ID, now)))
         return plan
 
     def _retire_vanished(
@@ -501,7 +511,7 @@ class Pipeline:
         # of one already applied, and it must reach the dead letters to be seen.
         forged = self.trusted_keys.fault(decision.signed_fields(), decision.decided_by, decision.decided_at)
         if forged is not None:
-            result.dead_letters.append((msg, dead_letter(msg, forged, DECISION_UNVERIFIED, now)))
+            result.dead_letters.append((msg, self._dead_letter(msg, forged, DECISION_UNVERIFIED, now)))
             return
         if registry.decision_known(decision.decision_id):
             result.duplicates += 1
@@ -514,7 +524,7 @@ class Pipeline:
             candidates = {registry.live_learner(c) for c in item.candidates}
         fault = decision_fault(decision, item, anchor_learner, candidates)
         if fault is not None:
-            result.dead_letters.append((msg, dead_letter(msg, fault, DECISION_REJECTED, now)))
+            result.dead_letters.append((msg, self._dead_letter(msg, fault, DECISION_REJECTED, now)))
             return
         registry.record_decision(decision)
         result.decisions += 1

@@ -120,9 +120,15 @@ class DeadLetter(_Out):
         "holds the bytes (a content that lost to another content of the same event id after it was processed)."
     )
     payload_bytes: int | None = Field(default=None, description="Size of the original message value.")
-    payload_base64: str | None = Field(
-        description="The original message value; null when it is too large to carry within the message "
-        "bound (its digest identifies it) or no longer held."
+    payload_encrypted: str | None = Field(
+        description="The original message value sealed with AES-256-GCM under the dead-letter key "
+        "`key_id`, bound to this letter's topic/partition/offset: base64 of version byte 0x01, 12-byte "
+        "nonce, ciphertext and 16-byte tag. Only `bridge deadletters show|replay` given the key can read "
+        "it. Null when the value is too large to carry within the message bound (its digest identifies "
+        "it) or no longer held."
+    )
+    key_id: str | None = Field(
+        description="Id of the dead-letter key `payload_encrypted` is sealed under; null when no payload is carried."
     )
     dead_lettered_at: datetime
 
@@ -131,8 +137,9 @@ class DeadLetter(_Out):
 MESSAGE_BOUND = 1_048_576
 #: The largest value the bridge sends: the bound less room for the key and the record framing.
 OUTPUT_VALUE_BOUND = 1_000_000
-#: The largest original payload a dead letter carries: base64 makes it 4/3 larger, and the rest of
-#: the dead letter (reason, coordinates) must fit beside it within :data:`OUTPUT_VALUE_BOUND`.
+#: The largest original payload a dead letter carries: sealing adds 29 bytes and base64 makes it 4/3
+#: larger, and the rest of the dead letter (reason, coordinates) must fit beside it within
+#: :data:`OUTPUT_VALUE_BOUND`.
 DEADLETTER_PAYLOAD_BOUND = 700_000
 #: The longest source key a dead letter keeps as its own key (account numbers are at most 128
 #: characters); a longer key is replaced by its digest.

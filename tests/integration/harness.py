@@ -23,7 +23,9 @@ from bridge import cli as bridge_cli
 from bridge.admin import apply_topics
 from bridge.broker import EmbeddedBroker, free_port
 from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
-from bridge.settings import Settings
+from bridge.core.records import DeadLetter
+from bridge.core.sealing import Sealer, SealError
+from bridge.settings import DEVELOPMENT_DEADLETTER_KEY, Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
 from bridge.topicio import Message, compacted, producer, read_topic
@@ -70,6 +72,7 @@ class Bridge:
             BRIDGE_HOURS_PER_CREDIT=str(s.hours_per_credit),
             BRIDGE_BATCH_WINDOW_S="0.1",
             BRIDGE_OPERATOR_KEYS=str(self.operator_keys),
+            BRIDGE_DEADLETTER_KEY=s.deadletter_key.get_secret_value(),
         )
         if s.course_equivalences:
             env["BRIDGE_COURSE_EQUIVALENCES"] = str(s.course_equivalences)
@@ -416,6 +419,25 @@ def sha256_hex(value: bytes | None) -> str:
     return hashlib.sha256(value or b"").hexdigest()
 
 
+def open_dead_letter(letter: dict, sealer: Sealer | None = None) -> bytes:
+    """The original bytes of a dead letter (as read from the topic), opened with the test key."""
+    sealer = sealer or Sealer.from_secret(DEVELOPMENT_DEADLETTER_KEY)
+    return sealer.open(DeadLetter.model_validate({k: v for k, v in letter.items() if not k.startswith("_")}))
+
+
+def sealed_payload_problems(letter: dict, value: bytes, label: str) -> list[str]:
+    """What in a dead letter's sealed payload breaks CONTRACT §2 for the message bytes ``value``."""
+    if "payload_base64" in letter:
+        return [f"{label}: the dead letter carries the readable payload_base64"]
+    if letter.get("payload_encrypted") is None:
+        return [] if letter.get("key_id") is None else [f"{label}: a key_id without a payload"]
+    try:
+        same = open_dead_letter(letter) == value
+    except SealError as exc:
+        return [f"{label}: the sealed payload does not open: {exc}"]
+    return [] if same else [f"{label}: payload_encrypted does not open to the message's bytes"]
+
+
 def dead_letter_problems(letter: dict, hostile: Any, sent: Sent) -> list[str]:
     """What in one dead letter breaks CONTRACT §2 for the message ``hostile`` (a
     :class:`tests.hostile.Hostile`) sent as ``sent``."""
@@ -443,16 +465,7 @@ def dead_letter_problems(letter: dict, hostile: Any, sent: Sent) -> list[str]:
         lost_later = code == "duplicate_event_id" and digest is None
         if digest != sha256_hex(sent.value) and not lost_later:
             problems.append(f"{label}: payload_sha256 is {digest!r}, not the SHA-256 of the message's bytes")
-        carried = letter.get("payload_base64")
-        if carried is not None:
-            import base64
-
-            try:
-                same = base64.b64decode(carried) == sent.value
-            except ValueError:
-                same = False
-            if not same:
-                problems.append(f"{label}: payload_base64 is not the message's bytes")
+        problems.extend(sealed_payload_problems(letter, sent.value, label))
     if letter.get("_size", 0) > MiB:
         problems.append(f"{label}: the dead letter is {letter['_size']:,} bytes, over 1 MiB")
     return problems

@@ -244,7 +244,7 @@ def test_tens_of_thousands_of_mixed_good_and_bad_messages(make_bridge, database_
     assert worker.process.poll() is None, "the worker crashed"
     letters = bridge.dead_letters()
     assert len(letters) == expected.malformed + 1000
-    assert all(letter["reason"] and letter["payload_base64"] is not None for letter in letters)
+    assert all(letter["reason"] and letter["payload_encrypted"] is not None for letter in letters)
     counts = bridge.counts()
     assert counts["events"] == {"union": expected.union_events, "ou": expected.ou_events}
     assert counts["outbox_pending"] == 0

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from prometheus_client import CollectorRegistry
 
 from bridge.metrics import TOMBSTONE, Metrics
+from bridge.core.sealing import Sealer
 from bridge.pipeline import BatchResult, Inbound, dead_letter
 from topics import catalogue
 
@@ -83,7 +84,7 @@ def test_observe_batch_records_what_the_batch_did() -> None:
     metrics, registry = _metrics()
     bad = Inbound(UNION, 2, 41, b"GH1", b"{not json")
     result = BatchResult(
-        dead_letters=[(bad, dead_letter(bad, "not JSON", "not_json", datetime.now(timezone.utc)))],
+        dead_letters=[(bad, dead_letter(bad, "not JSON", "not_json", datetime.now(timezone.utc), Sealer.from_secret("k" * 32)))],
         processed=Counter({("union", "enrolled"): 2, ("ou", "completed"): 1}),
         duplicates=1,
         identity=Counter({"resident_id": 1, "account": 2}),

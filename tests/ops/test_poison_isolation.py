@@ -28,6 +28,7 @@ from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import DEADLETTER_KEY_BOUND, DEADLETTER_PAYLOAD_BOUND, OUTPUT_VALUE_BOUND
 from bridge.errors import RegistryChanged
 from bridge.failures import Failure, classify
+from bridge.core.sealing import Sealer
 from bridge.metrics import Metrics
 from bridge.pipeline import Inbound, Pipeline, dead_letter
 from bridge.settings import Settings
@@ -199,9 +200,11 @@ def test_a_dead_letter_of_a_huge_message_carries_its_digest_not_its_bytes() -> N
     now = datetime.now(timezone.utc)
     small = Inbound(UNION, 0, 1, b"k", b"x" * DEADLETTER_PAYLOAD_BOUND)
     huge = Inbound(UNION, 0, 2, b"k", b"{" + b" " * (1_048_576 - 2) + b"}")
-    kept, digest_only = dead_letter(small, "r", "c", now), dead_letter(huge, "r", "c", now)
-    assert kept.payload_base64 is not None and len(kept.model_dump_json()) <= OUTPUT_VALUE_BOUND
-    assert digest_only.payload_base64 is None
+    sealer = Sealer.from_secret("a test dead-letter key of some length")
+    kept, digest_only = dead_letter(small, "r", "c", now, sealer), dead_letter(huge, "r", "c", now, sealer)
+    assert kept.payload_encrypted is not None and len(kept.model_dump_json()) <= OUTPUT_VALUE_BOUND
+    assert sealer.open(kept) == small.value
+    assert digest_only.payload_encrypted is None and digest_only.key_id is None
     assert digest_only.payload_sha256 == hashlib.sha256(huge.value).hexdigest()
     assert digest_only.payload_bytes == len(huge.value)
     assert len(digest_only.model_dump_json()) < 2_000

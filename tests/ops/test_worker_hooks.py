@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from bridge import worker as worker_module
 from bridge.bootstrap import Runtime
+from bridge.core.sealing import Sealer
 from bridge.metrics import Metrics
 from bridge.pipeline import BatchResult, Inbound, Pipeline, dead_letter
 from bridge.settings import Settings
@@ -80,7 +81,7 @@ def test_a_batch_is_published_then_measured(runtime: Runtime, monkeypatch: pytes
     bad = Inbound(UNION, 0, 5, b"GH9", b"{not json")
     good = Inbound(OU, 1, 9, b"S1", b"{}")
     result = BatchResult(
-        dead_letters=[(bad, dead_letter(bad, "not JSON", "not_json", datetime.now(timezone.utc)))],
+        dead_letters=[(bad, dead_letter(bad, "not JSON", "not_json", datetime.now(timezone.utc), Sealer.from_secret("k" * 32)))],
         processed=Counter({("ou", "enrolled"): 1}),
         event_times=[datetime(2024, 4, 1, tzinfo=timezone.utc)],
     )

@@ -7,7 +7,6 @@ the values the outbox would publish (``Registry.published_value``).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 import json
@@ -26,7 +25,9 @@ from bridge.core.courses import CourseKeys, parse_equivalences
 from bridge.core.events import CanonicalEvent, Platform
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import learner_id_for, record_id_for
+from bridge.core.sealing import Sealer
 from bridge.pipeline import BatchResult, Inbound, Pipeline
+from bridge.settings import DEVELOPMENT_DEADLETTER_KEY
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
 from bridge.store.registry import Registry
@@ -385,9 +386,9 @@ def test_bad_input_is_dead_lettered_with_coordinates_and_nothing_is_stored(pipel
     for msg, letter in result.dead_letters:
         assert (letter.topic, letter.partition, letter.offset) == (msg.topic, msg.partition, msg.offset)
         if msg.value is None:
-            assert letter.payload_base64 is None and letter.payload_sha256 is None
+            assert letter.payload_encrypted is None and letter.payload_sha256 is None
         else:
-            assert base64.b64decode(letter.payload_base64) == msg.value
+            assert pipeline.sealer.open(letter) == msg.value
             assert letter.payload_sha256 == hashlib.sha256(msg.value).hexdigest()
             assert letter.payload_bytes == len(msg.value)
         assert letter.reason and letter.reason_code
@@ -427,7 +428,7 @@ def _assert_poison_dead_lettered_and_rest_committed(engine: Engine, result: Batc
     assert msg is poison
     assert letter.reason_code == "processing_error"
     assert (letter.topic, letter.partition, letter.offset) == (poison.topic, poison.partition, poison.offset)
-    assert base64.b64decode(letter.payload_base64) == poison.value
+    assert Sealer.from_secret(DEVELOPMENT_DEADLETTER_KEY).open(letter) == poison.value
     assert processed_total(result) == 2
     c = counts(engine)
     assert c["events"] == {"union": 1, "ou": 1}

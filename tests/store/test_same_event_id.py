@@ -176,7 +176,7 @@ def test_the_winner_arriving_second_replaces_the_loser(pipeline: Pipeline, feed:
     # The loser's dead letter, after the fact: its coordinates, and no bytes (no longer held).
     assert (loser.topic, loser.partition, loser.offset, loser.value) == (other.topic, 0, other.offset, None)
     assert (dead.topic, dead.partition, dead.offset, dead.reason_code) == (UNION, 0, other.offset, "duplicate_event_id")
-    assert dead.payload_base64 is None and "withdrawn" in dead.reason and "u-1" not in dead.reason
+    assert dead.payload_encrypted is None and "withdrawn" in dead.reason and "u-1" not in dead.reason
     record = published(engine, RECORDS, record_id)
     assert (record["score"], record["version"]) == (60, 2)
 
