@@ -19,6 +19,7 @@ import kafka.errors as kafka_errors
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from bridge.errors import BridgeError
+from bridge.kafka import kafka_python_client
 from bridge.settings import Settings
 from topics.catalogue import TOPICS, TopicSpec
 
@@ -30,11 +31,14 @@ DEFAULT_TIMEOUT_S = 15.0
 class BrokerUnavailable(BridgeError):
     """No Kafka broker answered at ``bootstrap`` within ``timeout_s`` seconds."""
 
-    def __init__(self, bootstrap: Sequence[str], timeout_s: float, cause: str) -> None:
-        super().__init__(
-            f"no Kafka broker answered at {', '.join(bootstrap)} within {timeout_s:g} s ({cause}): "
-            "check BRIDGE_BROKER_URL and that the broker is running and reachable"
-        )
+    def __init__(self, bootstrap: Sequence[str], timeout_s: float, cause: str, security: str = "PLAINTEXT") -> None:
+        hint = "check BRIDGE_BROKER_URL and that the broker is running and reachable"
+        if security in ("SSL", "SASL_SSL"):
+            hint += (" over TLS, that BRIDGE_KAFKA_SSL_CAFILE holds the CA that signed its certificate and that "
+                     "the certificate names the host")
+        if security.startswith("SASL_"):
+            hint += ", and that BRIDGE_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM are the broker's"
+        super().__init__(f"no Kafka broker answered at {', '.join(bootstrap)} within {timeout_s:g} s ({cause}): {hint}")
         self.bootstrap = list(bootstrap)
         self.timeout_s = timeout_s
         self.cause = cause
@@ -76,7 +80,7 @@ def apply_topics(
     time is not an error: the topic is then checked like any existing one.
     """
     specs = list(specs)
-    with open_admin(settings.bootstrap_servers(), timeout_s) as admin:
+    with open_admin(settings, timeout_s) as admin:
         existing = set(admin.list_topics())
         reports: dict[str, TopicReport] = {}
         missing = [spec for spec in specs if spec.name not in existing]
@@ -113,7 +117,7 @@ def delete_topics(
     names = list(names)
     if not names:
         return
-    with open_admin(settings.bootstrap_servers(), timeout_s) as admin:
+    with open_admin(settings, timeout_s) as admin:
         result = admin.delete_topics(names, timeout_ms=int(timeout_s * 1000), raise_errors=False)
     for topic in result["topics"]:
         error = kafka_errors.for_code(topic["error_code"])
@@ -132,7 +136,7 @@ def committed_offsets(
     """
     wanted = set(topics)
     group = settings.group_id
-    with open_admin(settings.bootstrap_servers(), timeout_s) as admin:
+    with open_admin(settings, timeout_s) as admin:
         try:
             found = admin.list_group_offsets({group: None}).get(group, {})
         except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError):
@@ -171,26 +175,29 @@ def wait_for_broker(bootstrap: str | Sequence[str], timeout: float) -> None:
 
 
 @contextmanager
-def open_admin(bootstrap: str | Sequence[str], timeout_s: float) -> Iterator[KafkaAdminClient]:
+def open_admin(target: Settings | str | Sequence[str], timeout_s: float) -> Iterator[KafkaAdminClient]:
     """A connected ``KafkaAdminClient`` whose calls are bounded by ``timeout_s``; closed on exit.
 
-    Raises :class:`BrokerUnavailable` when no broker answers in time.
+    ``target`` is the settings (their TLS and SASL apply) or a bare bootstrap list. Raises
+    :class:`BrokerUnavailable` when no broker answers in time.
     """
-    bootstrap = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
+    client = kafka_python_client(target)
+    bootstrap = client["bootstrap_servers"]
+    security = client.get("security_protocol", "PLAINTEXT")
     timeout_ms = max(int(timeout_s * 1000), 100)
     try:
         admin = _BoundedAdmin(
-            bootstrap_servers=bootstrap,
+            **client,
             client_id="bridge-admin",
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
         )
     except kafka_errors.KafkaError as exc:
-        raise BrokerUnavailable(bootstrap, timeout_s, _cause(exc)) from exc
+        raise BrokerUnavailable(bootstrap, timeout_s, _cause(exc), security) from exc
     try:
         yield admin
     except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError) as exc:
-        raise BrokerUnavailable(bootstrap, timeout_s, _cause(exc)) from exc
+        raise BrokerUnavailable(bootstrap, timeout_s, _cause(exc), security) from exc
     finally:
         admin.close()
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -181,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python narrates every connection at INFO; the tooling's own progress lines say enough.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python narrates every connection at INFO, and logs each failed attempt (a refused
+    # certificate, a reset connection) with a traceback, again and again until its timeout: the
+    # tools end with one line saying what is wrong instead. BRIDGE_LOG_LEVEL=DEBUG shows it all.
+    debug = os.environ.get("BRIDGE_LOG_LEVEL", "").upper() == "DEBUG"
+    logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_kafka_close()
     try:

@@ -25,7 +25,7 @@ from bridge.errors import BridgeError
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
-from bridge.topicio import compacted, group_lag, producer, read_topic
+from bridge.topicio import Target, compacted, group_lag, producer, read_topic
 from topics import catalogue
 
 #: Longest the demo waits without any progress of the worker before it gives up.
@@ -66,7 +66,7 @@ def produce_simulation(
     """Send ``count`` simulated messages to the configured broker, showing progress."""
     progress = progress or Progress()
     messages, expectation = simulate.generate(count, seed=seed)
-    prod = producer(settings.bootstrap_servers())
+    prod = producer(settings)
     try:
         futures = []
         for sent, msg in enumerate(simulate.iter_rate(messages, rate), start=1):
@@ -122,7 +122,7 @@ def wait_until_consumed(
     against the embedded broker's end offsets, which can lag by the latest produce batch.
     """
     inputs = [t.name for t in catalogue.INPUT_TOPICS]
-    bootstrap = settings.bootstrap_servers()
+    bootstrap = settings
     last_change, last_committed = time.monotonic(), -1
     while True:
         worker.check_alive()
@@ -154,7 +154,7 @@ def wait_outbox_empty(engine, worker: WorkerProcess, timeout_s: float = 60.0) ->
         time.sleep(0.5)
 
 
-def topic_summary(bootstrap: list[str]) -> dict[str, object]:
+def topic_summary(bootstrap: Target) -> dict[str, object]:
     """What a subscriber sees on the output topics."""
     records = compacted(read_topic(bootstrap, catalogue.CREDIT_RECORDS.name))
     live = [json.loads(v) for v in records.values() if v is not None]
@@ -240,7 +240,7 @@ def run_demo(*, count: int, seed: int, rate: float | None, workdir: str) -> int:
             code = worker.stop()
         with engine.connect() as conn:
             db = Registry(conn).counts()
-        topics = topic_summary(settings.bootstrap_servers())
+        topics = topic_summary(settings)
     print(format_summary(expectation, db, topics))
     print(f"\nworker exited with code {code}; database {work / 'bridge.db'}, logs in {work}/")
     return 0

@@ -8,6 +8,7 @@ cannot be read is a :class:`ConfigurationError` naming the variable, never showi
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,12 @@ def faust_kwargs(settings: Settings) -> dict[str, Any]:
     if context is not None:
         return {"broker_credentials": faust.SSLCredentials(context)}
     return {}
+
+
+def kafka_python_client(target: Settings | Sequence[str] | str) -> dict[str, Any]:
+    """``bootstrap_servers`` and the security arguments of a kafka-python client for ``target``:
+    the settings (every tool connects as they say), or a bare bootstrap list (plaintext, for tests
+    and the embedded broker)."""
+    if isinstance(target, Settings):
+        return {"bootstrap_servers": target.bootstrap_servers(), **kafka_python_kwargs(target)}
+    return {"bootstrap_servers": [target] if isinstance(target, str) else list(target)}

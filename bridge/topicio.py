@@ -5,13 +5,16 @@ Uses kafka-python; the stream workers themselves use Faust.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import logging
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
+
+from bridge.kafka import kafka_python_client
+from bridge.settings import Settings
 
 #: How long a topic must stay silent, once its end offsets are reached, to count as read.
 QUIET_MS = 300
@@ -44,10 +47,14 @@ class Message:
     value: bytes | None
 
 
-def producer(bootstrap: list[str]) -> KafkaProducer:
+#: Where a tool connects: the settings (with their TLS and SASL), or a bare bootstrap list.
+Target = Settings | Sequence[str]
+
+
+def producer(target: Target) -> KafkaProducer:
     """A producer that waits for full acknowledgement and keeps per-key order on retries."""
     return KafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_python_client(target),
         acks="all",
         linger_ms=5,
         retries=5,
@@ -63,19 +70,19 @@ def _partitions(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPar
     return tps
 
 
-def read_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> list[Message]:
+def read_topic(bootstrap: Target, topic: str, *, timeout_s: float = 10.0) -> list[Message]:
     """Every message currently on ``topic``, partition by partition, up to the end offsets."""
     return list(iter_topic(bootstrap, topic, timeout_s=timeout_s))
 
 
-def iter_topic(bootstrap: list[str], topic: str, *, timeout_s: float = 10.0) -> Iterator[Message]:
+def iter_topic(bootstrap: Target, topic: str, *, timeout_s: float = 10.0) -> Iterator[Message]:
     """Every message of ``topic``: up to its end offsets, then on until the topic is quiet.
 
     Reading on past the end offsets is deliberate: the embedded broker (tansu 0.6) reports a
     partition's latest offset without its most recent produce batch until the next one arrives,
     while fetches return those messages already.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**kafka_python_client(bootstrap), enable_auto_commit=False, group_id=None)
     try:
         tps = _partitions(consumer, [topic])
         if not tps:
@@ -105,9 +112,9 @@ def compacted(messages: Iterable[Message]) -> dict[bytes | None, bytes | None]:
     return latest
 
 
-def group_lag(bootstrap: list[str], group_id: str, topics: Iterable[str]) -> tuple[int, int]:
+def group_lag(bootstrap: Target, group_id: str, topics: Iterable[str]) -> tuple[int, int]:
     """``(committed, end)`` offsets summed over the topics' partitions for a consumer group."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka_python_client(bootstrap), group_id=group_id, enable_auto_commit=False)
     try:
         tps = _partitions(consumer, topics)
         ends = consumer.end_offsets(tps)

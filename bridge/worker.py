@@ -34,8 +34,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
-from bridge.failures import RACE_STATES, UNIQUE_VIOLATION, Failure, classify
 from bridge.core.records import DEADLETTER_KEY_BOUND, MESSAGE_BOUND, OUTPUT_VALUE_BOUND
+from bridge.failures import RACE_STATES, UNIQUE_VIOLATION, Failure, classify
+from bridge.kafka import faust_kwargs
 from bridge.metrics import Metrics
 from bridge.observability import logging_config
 from bridge.pipeline import BatchResult, Inbound
@@ -602,6 +603,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         web_bind=settings.web_host,
         web_in_thread=False,
         loghandlers=[],
+        # TLS and SASL (BRIDGE_KAFKA_*): the same settings as every other client of the bridge.
+        **faust_kwargs(settings),
     )
 
 

@@ -177,7 +177,7 @@ def _publish(settings: Settings, decision: OperatorDecision) -> None:
 
     if not settings.broker_url:
         raise BridgeError("set BRIDGE_BROKER_URL: decisions are published for the workers to apply")
-    prod = producer(settings.bootstrap_servers())
+    prod = producer(settings)
     try:
         future = prod.send(DECISIONS.name, key=decision.review_id.encode(), value=decision.model_dump_json().encode())
         prod.flush()

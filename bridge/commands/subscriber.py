@@ -20,10 +20,11 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from bridge.core.records import CreditRecord, LearnerIdentity, Source
+from bridge.kafka import kafka_python_client
 from bridge.errors import BridgeError, ConfigurationError
 from bridge.export import DEFAULT_ISSUER, FORMATS, Issuer, export
 from bridge.settings import Settings
-from bridge.topicio import QUIET_MS, compacted, read_topic
+from bridge.topicio import QUIET_MS, Target, compacted, read_topic
 from bridge.transcript import Transcript, build_transcript, parse_published
 from topics import catalogue
 
@@ -128,7 +129,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def tail_messages(
-    bootstrap: list[str],
+    bootstrap: Target,
     topic: str,
     *,
     follow: bool = False,
@@ -137,7 +138,7 @@ def tail_messages(
     limit: int | None = None,
 ) -> Iterator[Shown]:
     """The messages ``bridge tail`` prints, in order (see the command's help for the modes)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka_python_client(bootstrap), group_id=None, enable_auto_commit=False)
     try:
         tps = _partitions(consumer, topic)
         consumer.assign(tps)
@@ -272,7 +273,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_transcript(bootstrap: list[str], learner_id: str) -> Transcript:
+def load_transcript(bootstrap: Target, learner_id: str) -> Transcript:
     """The transcript of ``learner_id`` from the current contents of the published topics."""
     identities = _latest(bootstrap, catalogue.LEARNER_IDENTITIES.name, LearnerIdentity)
     records = _latest(bootstrap, catalogue.CREDIT_RECORDS.name, CreditRecord).values()
@@ -327,7 +328,7 @@ def _unique_accounts(record: CreditRecord) -> list[Source]:
     return unique
 
 
-def _latest(bootstrap: list[str], topic: str, model: type[BaseModel]) -> dict[str, Any]:
+def _latest(bootstrap: Target, topic: str, model: type[BaseModel]) -> dict[str, Any]:
     """The live (non-tombstoned) values of a compacted topic, by key, as ``model``."""
     latest = {}
     for key, value in compacted(read_topic(bootstrap, topic)).items():
@@ -344,11 +345,12 @@ def _latest(bootstrap: list[str], topic: str, model: type[BaseModel]) -> dict[st
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _bootstrap() -> list[str]:
+def _bootstrap() -> Settings:
+    """The settings to connect with (bootstrap, TLS and SASL)."""
     settings = Settings()
     if not settings.broker_url:
         raise ConfigurationError("set BRIDGE_BROKER_URL to the Kafka bootstrap of the published topics")
-    return settings.bootstrap_servers()
+    return settings
 
 
 def _topic(name: str) -> catalogue.TopicSpec:

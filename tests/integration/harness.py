@@ -52,7 +52,7 @@ class Bridge:
         self.workers: list[WorkerProcess] = []
         #: Messages this harness wrote to the (initially empty) input topics.
         self.sent = 0
-        self._producer = producer(self.settings.bootstrap_servers())
+        self._producer = producer(self.settings)
         self.engine = build_engine(database_url)
         #: The workers trust every test operator's key; ``operator_env`` signs as one of them.
         self.operator_keys, self.signing_keys = write_keys(workdir / "operators")
@@ -107,7 +107,7 @@ class Bridge:
     # -- what subscribers see ---------------------------------------------------------------
 
     def topic(self, spec: catalogue.TopicSpec) -> list:
-        return read_topic(self.settings.bootstrap_servers(), spec.name)
+        return read_topic(self.settings, spec.name)
 
     def latest(self, spec: catalogue.TopicSpec) -> dict[str, dict | None]:
         return {

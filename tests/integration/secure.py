@@ -1,0 +1,126 @@
+"""A Kafka broker reached over TLS, for the tests of issue 12.
+
+The embedded tansu 0.6 serves no TLS itself (its ``--cert`` is accepted and ignored), and its
+``--authentication`` cannot be used with in-memory storage (users are created through the broker,
+which then refuses the unauthenticated request that would create the first one). So TLS is
+tested through a real TLS terminator in front of tansu: Debian's ``stunnel4``, installed by
+``.ci/stunnel.sh`` when missing. tansu advertises the TLS port, so every connection a client
+opens after the bootstrap goes through stunnel too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bridge.admin import BrokerUnavailable, open_admin
+from bridge.broker import free_port, resolve_binary, stop_process
+from bridge.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stunnel_binary() -> str | None:
+    """stunnel4's path, installing it when it is missing and we may; None when it cannot be had."""
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "stunnel.sh")], capture_output=True, text=True, timeout=300)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def make_ca_and_server(directory: Path, name: str = "test") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) paths."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder().subject_name(_name(f"bridge {name} CA")).issuer_name(_name(f"bridge {name} CA"))
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = directory / f"{name}-ca.pem", directory / f"{name}-server.pem", directory / f"{name}-server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(_pem(key))
+    paths[2].chmod(0o600)
+    return paths
+
+
+@dataclass
+class TlsBroker:
+    """tansu on a loopback port, reached only through stunnel's TLS port."""
+
+    directory: Path
+    stunnel: str
+
+    def start(self) -> TlsBroker:
+        self.ca, cert, key = make_ca_and_server(self.directory)
+        self.plain_port, self.tls_port = free_port(), free_port()
+        log = open(self.directory / "tansu.log", "ab")
+        self._tansu = subprocess.Popen(
+            [resolve_binary(), "broker",
+             "--listener-url", f"tcp://127.0.0.1:{self.plain_port}",
+             "--advertised-listener-url", f"tcp://127.0.0.1:{self.tls_port}",
+             "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        conf = self.directory / "stunnel.conf"
+        conf.write_text(
+            "foreground = yes\npid =\n"
+            f"output = {self.directory / 'stunnel.log'}\n"
+            "[kafka]\n"
+            f"accept = 127.0.0.1:{self.tls_port}\nconnect = 127.0.0.1:{self.plain_port}\n"
+            f"cert = {cert}\nkey = {key}\n"
+        )
+        self._stunnel = subprocess.Popen([self.stunnel, str(conf)], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready(time.monotonic() + 30.0)
+        return self
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Until a client over TLS lists the topics (the broker advertises the TLS port, so a
+        plaintext probe of the inner port would be sent on to the TLS one and fail)."""
+        settings = Settings(broker_url=self.url, kafka_security_protocol="SSL", kafka_ssl_cafile=self.ca)
+        while True:
+            try:
+                with open_admin(settings, 2.0) as admin:
+                    admin.list_topics()
+                return
+            except BrokerUnavailable:
+                if time.monotonic() > deadline or self._tansu.poll() is not None or self._stunnel.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.tls_port}"
+
+    def stop(self) -> None:
+        for process in (getattr(self, "_stunnel", None), getattr(self, "_tansu", None)):
+            if process is not None:
+                stop_process(process, 5.0)
