@@ -113,3 +113,18 @@ def test_a_missing_ca_file_is_a_configuration_error(tls_broker: TlsBroker, tmp_p
     assert bridge_cli(["topics", "apply"]) != 0
     err = capsys.readouterr().err
     assert "BRIDGE_KAFKA_SSL_CAFILE" in err and "cannot be read" in err
+
+
+def test_a_worker_that_does_not_trust_the_broker_stops_saying_why(tls_broker: TlsBroker, tmp_path: Path) -> None:
+    other_ca, _cert, _key = make_ca_and_server(tmp_path, "other")
+    env = _env(_settings(tls_broker), tmp_path)
+    env["BRIDGE_KAFKA_SSL_CAFILE"] = str(other_ca)
+    worker = WorkerProcess.start(env, tmp_path / "refused.log")
+    try:
+        code = worker.process.wait(timeout=90)
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text(errors="replace")
+    assert code == 2, log[-2000:]
+    assert "BRIDGE_KAFKA_SSL_CAFILE" in log.splitlines()[-1]
+    assert "CERTIFICATE_VERIFY_FAILED" in log  # the handshake error itself, for the operator
