@@ -46,6 +46,17 @@ def operate_on(bridge: Bridge, monkeypatch, operator: str = "op-17") -> None:
             monkeypatch.setenv(name, value)
 
 
+def family_phone(bridge: Bridge) -> None:
+    """Two holders of different documents share a name and a mobile (one family phone); GH1, with
+    no document, shares them too. A worker is started and has processed it: one review item
+    (``ambiguous_match``) with both as candidates."""
+    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
+    bridge.send(OU, "S2", ou_with_doc("o-2", "S2", D2, course="NOU-09000"))
+    bridge.send(UNION, "GH1", union_docless("u-1", "GH1", minutes=5))
+    bridge.start_worker()
+    bridge.settle()
+
+
 def method_of(learner: dict, account: str) -> str:
     return next(link["method"] for link in learner["links"] if link["account"] == account)
 
@@ -69,12 +80,7 @@ def test_docless_account_joins_the_one_learner_with_its_name_and_mobile(bridge: 
 
 
 def test_ambiguous_match_is_reviewed_then_settled_by_an_operator(bridge: Bridge, monkeypatch) -> None:
-    # Two documented learners share a name and a mobile (one family phone).
-    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
-    bridge.send(OU, "S2", ou_with_doc("o-2", "S2", D2, course="NOU-09000"))
-    bridge.send(UNION, "GH1", union_docless("u-1", "GH1", minutes=5))
-    bridge.start_worker()
-    bridge.settle()
+    family_phone(bridge)
 
     assert len(bridge.live_learners()) == 3
     assert method_of(learner_of(bridge, "union", "GH1"), "GH1") == "account"
@@ -197,11 +203,7 @@ def test_production_profile_refuses_the_development_key(tmp_path) -> None:
 
 
 def test_an_operator_rejection_keeps_the_account_apart(bridge: Bridge, monkeypatch) -> None:
-    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
-    bridge.send(OU, "S2", ou_with_doc("o-2", "S2", D2, course="NOU-09000"))
-    bridge.send(UNION, "GH1", union_docless("u-1", "GH1", minutes=5))
-    bridge.start_worker()
-    bridge.settle()
+    family_phone(bridge)
     (review,) = bridge.reviews()
     operate_on(bridge, monkeypatch, "op-3")
     assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-3", "--note", "different people"]) == 0

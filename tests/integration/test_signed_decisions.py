@@ -16,7 +16,7 @@ from bridge.core.decisions import DECISION_REJECTED, DECISION_UNVERIFIED, Decisi
 from bridge.core.records import AccountRef, learner_id_for
 from bridge.core.signing import key_id_of
 from tests.integration.harness import Bridge
-from tests.integration.test_identity import D1, D2, OU, UNION, learner_of, operate_on, ou_with_doc, union_docless
+from tests.integration.test_identity import family_phone, learner_of, operate_on
 from tests.operators import operator_key
 from topics import catalogue
 
@@ -48,13 +48,7 @@ def _explain(subject: str, capsys) -> dict:
 
 
 def test_forged_and_mismatched_decisions_change_nothing_on_a_real_worker(bridge: Bridge, monkeypatch, capsys) -> None:
-    # Two holders of different valid resident IDs share a name and a mobile; GH1 (no document)
-    # shares them too: a review item with both as candidates.
-    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
-    bridge.send(OU, "S2", ou_with_doc("o-2", "S2", D2, course="NOU-09000"))
-    bridge.send(UNION, "GH1", union_docless("u-1", "GH1", minutes=5))
-    bridge.start_worker()
-    bridge.settle()
+    family_phone(bridge)
     (review,) = bridge.reviews()
     review_id = review["review_id"]
     before = bridge.identities()
@@ -117,11 +111,7 @@ def test_forged_and_mismatched_decisions_change_nothing_on_a_real_worker(bridge:
 
 
 def test_review_commands_refuse_to_publish_what_the_workers_would_not_apply(bridge: Bridge, monkeypatch, capsys) -> None:
-    bridge.send(OU, "S1", ou_with_doc("o-1", "S1", D1))
-    bridge.send(OU, "S2", ou_with_doc("o-2", "S2", D2, course="NOU-09000"))
-    bridge.send(UNION, "GH1", union_docless("u-1", "GH1", minutes=5))
-    bridge.start_worker()
-    bridge.settle()
+    family_phone(bridge)
     (review,) = bridge.reviews()
     operate_on(bridge, monkeypatch, "op-17")
     # Signing as op-17 while claiming to be op-3: refused before anything is published.
