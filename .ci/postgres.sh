@@ -2,7 +2,8 @@
 # Ensure a local PostgreSQL for the test suite and print its URL on stdout.
 # Installs Debian's postgresql package when missing (needs root and the package registry),
 # starts the cluster without a service manager, and creates a `bridge` role that may create
-# databases (each test makes and drops its own).
+# databases (each test makes and drops its own) and may end other sessions: DROP DATABASE ... WITH
+# (FORCE) on PostgreSQL 15 refuses to end an autovacuum worker of the database without pg_signal_backend.
 set -euo pipefail
 log() { echo "postgres: $*" >&2; }
 
@@ -27,5 +28,6 @@ done
 su postgres -c "psql -p $port -v ON_ERROR_STOP=1 -qc \"DO \\\$\\\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bridge') THEN
     CREATE ROLE bridge LOGIN CREATEDB PASSWORD 'bridge';
-  END IF; END \\\$\\\$;\"" >&2
+  END IF; END \\\$\\\$;
+  GRANT pg_signal_backend TO bridge;\"" >&2
 echo "postgresql://bridge:bridge@127.0.0.1:$port/postgres"

@@ -13,6 +13,8 @@ import json
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from functools import cache
 
@@ -169,8 +171,6 @@ def test_broker_frozen_longer_than_the_session_timeout(make_bridge, reference) -
 def test_postgres_restart_mid_stream(make_bridge, reference, database_url) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("restarts the PostgreSQL server")
-    import urllib.request
-
     bridge = make_bridge("pg-restart")
     send_all(bridge)
     port = bridge.env()["BRIDGE_WEB_PORT"]
@@ -203,14 +203,27 @@ def _pg_cluster() -> list[str]:
 def test_sigterm_while_the_database_is_down_exits_within_the_bound(make_bridge, reference, database_url) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("stops the PostgreSQL server")
+    messages, _ = traffic()
+    half = len(messages) // 2
     bridge = make_bridge("bounded-stop")
-    send_all(bridge)
-    worker = bridge.start_worker(BRIDGE_BATCH_SIZE="50", BRIDGE_SHUTDOWN_TIMEOUT_S="8")
-    wait_for_progress(bridge, COUNT // 4)
+    for msg in messages[:half]:
+        bridge.send(msg.topic, msg.key, msg.value)
+    bridge.flush()
+    port = bridge.env()["BRIDGE_WEB_PORT"]
+    worker = bridge.start_worker(BRIDGE_BATCH_SIZE="50", BRIDGE_SHUTDOWN_TIMEOUT_S="8", BRIDGE_WEB_PORT=port)
+    # The first half done (a fast worker can finish all it was sent before its first commit);
+    # the second half arrives only once the database is down, so a batch is surely in hand.
+    wait_for_progress(bridge, half)
     cluster = _pg_cluster()
     subprocess.run(["pg_ctlcluster", *cluster, "stop", "-m", "fast"], check=True)
     try:
-        time.sleep(2)  # the worker is now retrying a batch it cannot persist
+        for msg in messages[half:]:
+            bridge.send(msg.topic, msg.key, msg.value)
+        bridge.flush()
+        deadline = time.monotonic() + 60
+        while not (_readyz(port).get("failing") or "").startswith("process"):
+            assert time.monotonic() < deadline, "the worker never tried to persist a batch"
+            time.sleep(0.2)
         started = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
         code = worker.process.wait(60)
@@ -222,6 +235,17 @@ def test_sigterm_while_the_database_is_down_exits_within_the_bound(make_bridge, 
     bridge.settle()
     assert final_state(bridge) == reference
     assert_versions_consistent(bridge)
+
+
+def _readyz(port: str) -> dict:
+    """The worker's /readyz body, whether it answers 200 or 503."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as not_ready:
+        return json.loads(not_ready.read())
+    except (urllib.error.URLError, ConnectionError):
+        return {}
 
 
 def test_tens_of_thousands_of_mixed_good_and_bad_messages(make_bridge, database_url) -> None:
