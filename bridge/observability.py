@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -63,6 +65,63 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+#: What a secret in a log line becomes.
+REDACTED = "**********"
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of the secret settings (``SecretStr`` fields) in ``environ``: each whole value,
+    and each item of a JSON list of them (the previous keys)."""
+    from bridge.settings import secret_variables
+
+    environ = os.environ if environ is None else environ
+    values: list[str] = []
+    for name in secret_variables():
+        raw = environ.get(name, "")
+        if not raw:
+            continue
+        values.append(raw)
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(items, list):
+            values.extend(item for item in items if isinstance(item, str))
+    return values
+
+
+class SecretScrubber(logging.Filter):
+    """Replaces every configured secret in a record's message by :data:`REDACTED`.
+
+    A handler filter, so it sees the records of every library: kafka-python, for one, logs its
+    whole configuration (the SASL password included) when ``BRIDGE_LOG_LEVEL=DEBUG``.
+    """
+
+    def __init__(self, secrets: Iterable[str] | None = None) -> None:
+        super().__init__()
+        found = secret_values() if secrets is None else secrets
+        # Longest first, so a secret that contains another is replaced whole; very short values
+        # would redact ordinary words (and are refused as keys anyway).
+        self.secrets = sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(secret in message for secret in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, REDACTED)
+                record.msg, record.args = message, ()
+        return True
+
+
+def scrub_secrets(logger: logging.Logger | None = None) -> None:
+    """Add a :class:`SecretScrubber` to every handler of ``logger`` (the root by default)."""
+    scrubber = SecretScrubber()
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, SecretScrubber) for f in handler.filters):
+            handler.addFilter(scrubber)
+
+
 def logging_config(level: str = "INFO") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping: JSON lines on stdout at ``level``.
 
@@ -74,8 +133,10 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         # Loggers created at import time (every module's ``log``) must keep logging.
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonLinesFormatter"}},
+        "filters": {"secrets": {"()": f"{__name__}.SecretScrubber"}},
         "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout",
+                       "filters": ["secrets"]}
         },
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {

@@ -28,7 +28,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class Settings(BaseSettings):
     """Every setting of the bridge. Secrets are ``SecretStr`` and never printed."""
 
-    model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a value that fails to parse is never repeated (it may be a key).
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     profile: Literal["dev", "production"] = Field(
         default="dev",
@@ -216,3 +217,10 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update(changes)
         return Settings.model_validate(data)
+
+
+def secret_variables() -> tuple[str, ...]:
+    """The environment variables of the secret settings (those typed ``SecretStr``)."""
+    return tuple(
+        f"BRIDGE_{name.upper()}" for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+    )

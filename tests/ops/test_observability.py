@@ -8,7 +8,14 @@ import logging.config
 
 import pytest
 
-from bridge.observability import CONTEXT_FIELDS, JsonLinesFormatter, logging_config
+from bridge.observability import (
+    CONTEXT_FIELDS,
+    REDACTED,
+    JsonLinesFormatter,
+    SecretScrubber,
+    logging_config,
+    secret_values,
+)
 
 
 def _record(message: str = "event failed", *, exc: BaseException | None = None, **extra: object) -> logging.LogRecord:
@@ -74,3 +81,26 @@ def test_logging_config_installs_json_lines_on_stdout(capsys: pytest.CaptureFixt
         {"ts": lines[0]["ts"], "level": "INFO", "logger": "bridge.worker", "message": "assigned 6 input partitions",
          "partitions": 6}
     ]
+
+
+def test_the_scrubber_replaces_every_configured_secret_in_any_logger_s_line() -> None:
+    password, key = "sasl-Pass-9qW2", "Zk3vQ8pL1mX7nR4tB6yC0fH5"
+    environ = {"BRIDGE_KAFKA_SASL_PASSWORD": password, "BRIDGE_PSEUDONYM_PREVIOUS_KEYS": json.dumps([key]),
+               "BRIDGE_GROUP_ID": "not-a-secret"}
+    scrubber = SecretScrubber(secret_values(environ))
+    record = logging.LogRecord("kafka.admin.client", logging.DEBUG, __file__, 1,
+                               "Starting with configuration: %s", ({"sasl_plain_password": password, "k": key},), None)
+    assert scrubber.filter(record)
+    message = record.getMessage()
+    assert password not in message and key not in message
+    assert message.count(REDACTED) == 2 and "sasl_plain_password" in message
+    untouched = logging.LogRecord("bridge", logging.INFO, __file__, 1, "group %s", ("not-a-secret",), None)
+    assert scrubber.filter(untouched) and untouched.getMessage() == "group not-a-secret"
+
+
+def test_the_worker_logging_config_scrubs_secrets(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BRIDGE_DEADLETTER_KEY", "Dl-Key-7hG2kP9sQ4")
+    logging.config.dictConfig(logging_config("INFO"))
+    logging.getLogger("aiokafka").warning("config %s", {"key": "Dl-Key-7hG2kP9sQ4"})
+    out = capsys.readouterr().out
+    assert "Dl-Key-7hG2kP9sQ4" not in out and REDACTED in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from bridge.errors import ConfigurationError
 from bridge.keys import estimated_bits, key_problem
-from bridge.settings import DEVELOPMENT_DEADLETTER_KEY, DEVELOPMENT_PSEUDONYM_KEY, Settings
+from bridge.settings import DEVELOPMENT_DEADLETTER_KEY, DEVELOPMENT_PSEUDONYM_KEY, Settings, secret_variables
 
 # Random-looking keys (drawn once with `openssl rand -base64 36`): the production profile judges
 # keys, and a run like "0123456789abcdef" is refused as predictable.
@@ -297,3 +298,20 @@ def test_bootstrap_servers_without_a_broker_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings().bootstrap_servers()
     assert "BRIDGE_BROKER_URL" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["BRIDGE_PSEUDONYM_PREVIOUS_KEYS", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"])
+def test_a_malformed_secret_is_never_repeated_in_the_error(clean_env: pytest.MonkeyPatch, name: str) -> None:
+    secret = "kQ8vZ2mX7pL4nR9tW1yB6cF3hJ5sD0gA"
+    clean_env.setenv(name, json.dumps({"old": secret}))
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert name.removeprefix("BRIDGE_").lower() in str(raised.value)
+    assert secret not in str(raised.value)
+
+
+def test_the_secret_variables_are_those_of_the_secret_settings() -> None:
+    assert set(secret_variables()) == {
+        "BRIDGE_PSEUDONYM_KEY", "BRIDGE_PSEUDONYM_PREVIOUS_KEYS", "BRIDGE_KAFKA_SASL_PASSWORD",
+        "BRIDGE_KAFKA_SSL_KEY_PASSWORD", "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_PREVIOUS_KEYS",
+    }
