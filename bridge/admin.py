@@ -8,6 +8,7 @@ downstream consumers can rely on.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,6 +43,58 @@ class BrokerUnavailable(BridgeError):
         self.bootstrap = list(bootstrap)
         self.timeout_s = timeout_s
         self.cause = cause
+
+
+class CredentialsRefused(BrokerUnavailable):
+    """A broker at ``bootstrap`` answered and refused this client's SASL credentials."""
+
+    def __init__(self, bootstrap: Sequence[str], timeout_s: float, cause: str, username: str | None) -> None:
+        super().__init__(bootstrap, timeout_s, cause, "SASL_PLAINTEXT")
+        self.args = (
+            f"the Kafka broker at {', '.join(bootstrap)} refused the credentials of user {username!r} ({cause}): "
+            "check BRIDGE_KAFKA_SASL_USERNAME, BRIDGE_KAFKA_SASL_PASSWORD and BRIDGE_KAFKA_SASL_MECHANISM "
+            "against the broker's SCRAM user",
+        )
+
+
+class _RefusalRecorder(logging.Filter):
+    """Keeps the last SASL refusal kafka-python met while bootstrapping.
+
+    kafka-python retries a refused authentication like any failed connection until its bootstrap
+    timeout, reports only the timeout, and tells of the refusal nowhere but in its log (a
+    warning of ``kafka.net.manager`` carrying the exception). This filter, on that logger, keeps
+    the exception; the record goes on as before (shown only at ``BRIDGE_LOG_LEVEL=DEBUG``, since
+    the command line quiets kafka-python).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: tuple[float, BaseException] | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, (kafka_errors.SaslAuthenticationFailedError, kafka_errors.AuthorizationError)):
+                self.last = (time.monotonic(), arg)
+        return logging.getLogger("kafka").isEnabledFor(record.levelno)
+
+
+_REFUSALS = _RefusalRecorder()
+
+
+def watch_refusals() -> None:
+    """Install the recorder once: kafka-python's bootstrap warnings reach it whatever the level
+    set for ``kafka`` (the filter then drops them unless that level admits them)."""
+    manager_log = logging.getLogger("kafka.net.manager")
+    if _REFUSALS not in manager_log.filters:
+        manager_log.addFilter(_REFUSALS)
+    manager_log.setLevel(logging.WARNING)
+
+
+def refused_since(started: float) -> BaseException | None:
+    """The SASL refusal kafka-python logged after ``started`` (``time.monotonic()``), if any."""
+    last = _REFUSALS.last
+    return last[1] if last is not None and last[0] >= started else None
 
 
 class TopicAdminError(BridgeError):
@@ -146,6 +199,34 @@ def committed_offsets(
     return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if tp.topic in wanted and meta.offset >= 0}
 
 
+def kafka_failure(exc: kafka_errors.KafkaError, started: float) -> BrokerUnavailable:
+    """What a command says when its own kafka-python client gave up with ``exc``: the broker
+    refused its credentials (as logged since ``started``), or none answered."""
+    try:
+        settings = Settings()
+    except Exception:  # noqa: BLE001 - the settings were good enough to connect with; describe without them
+        settings = None
+    bootstrap = settings.bootstrap_servers() if settings is not None and settings.broker_url else ["BRIDGE_BROKER_URL"]
+    waited = time.monotonic() - started
+    refusal = refused_since(started)
+    if refusal is not None:
+        return CredentialsRefused(bootstrap, waited, type(refusal).__name__,
+                                  settings.kafka_sasl_username if settings is not None else None)
+    security = settings.kafka_security_protocol if settings is not None else "PLAINTEXT"
+    return BrokerUnavailable(bootstrap, round(waited), _cause(exc), security)
+
+
+def check_broker(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Connect as ``settings`` say (TLS, SASL) and list the topics once.
+
+    Raises :class:`CredentialsRefused` when the broker refuses the credentials and
+    :class:`BrokerUnavailable` when none answers (a certificate not trusted included): a worker
+    checks this before it starts, since its own client would retry either for ever.
+    """
+    with open_admin(settings, timeout_s) as admin:
+        admin.list_topics()
+
+
 def wait_for_broker(bootstrap: str | Sequence[str], timeout: float) -> None:
     """Block until a Kafka broker at ``bootstrap`` answers a metadata request.
 
@@ -185,6 +266,8 @@ def open_admin(target: Settings | str | Sequence[str], timeout_s: float) -> Iter
     bootstrap = client["bootstrap_servers"]
     security = client.get("security_protocol", "PLAINTEXT")
     timeout_ms = max(int(timeout_s * 1000), 100)
+    watch_refusals()
+    started = time.monotonic()
     try:
         admin = _BoundedAdmin(
             **client,
@@ -193,6 +276,9 @@ def open_admin(target: Settings | str | Sequence[str], timeout_s: float) -> Iter
             request_timeout_ms=timeout_ms,
         )
     except kafka_errors.KafkaError as exc:
+        refusal = refused_since(started)
+        if refusal is not None:
+            raise CredentialsRefused(bootstrap, timeout_s, type(refusal).__name__, client.get("sasl_plain_username")) from exc
         raise BrokerUnavailable(bootstrap, timeout_s, _cause(exc), security) from exc
     try:
         yield admin

@@ -8,11 +8,15 @@ import importlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 
+from kafka import errors as kafka_errors
 from pydantic import ValidationError
 
+from bridge.admin import kafka_failure, watch_refusals
 from bridge.errors import BridgeError, FatalError
+from bridge.observability import scrub_secrets
 from bridge.settings import Settings
 from bridge.topicio import quiet_kafka_close
 
@@ -20,7 +24,7 @@ log = logging.getLogger("bridge")
 
 #: Modules that add their own subcommands: each has ``register(subparsers)``, which adds parsers
 #: whose ``fn`` default takes the parsed arguments and returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber", "bridge.commands.recovery")
+COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber", "bridge.commands.recovery", "bridge.commands.deadletters")
 
 
 @contextlib.contextmanager
@@ -40,6 +44,7 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from bridge.admin import check_broker
     from bridge.bootstrap import build_runtime
     from bridge.worker import BridgeWorker, build_app, tune_gc
 
@@ -48,6 +53,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(settings.log_level)
     with broker_for(settings, purpose="this worker (in memory: its topics vanish when it stops)") as settings:
+        # Faust's client retries a refused password or certificate for ever: say so and stop.
+        check_broker(settings)
         runtime = build_runtime(settings)
         app = build_app(runtime)
         worker = BridgeWorker(
@@ -188,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("BRIDGE_LOG_LEVEL", "").upper() == "DEBUG"
     logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    scrub_secrets()
+    watch_refusals()
     quiet_kafka_close()
+    started = time.monotonic()
     try:
         return args.fn(args)
     except FatalError as exc:
@@ -196,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FATAL_EXIT
     except (BridgeError, ValidationError) as exc:
         print(f"bridge: {exc}", file=sys.stderr)
+        return 2
+    except kafka_errors.KafkaError as exc:
+        # A tool's own client gave up (kafka-python's timeout): say what to check, in one line.
+        print(f"bridge: {kafka_failure(exc, started)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

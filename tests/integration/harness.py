@@ -35,12 +35,30 @@ from topics import catalogue
 INPUT_NAMES = {t.name for t in catalogue.INPUT_TOPICS}
 
 
+def kafka_security_env(settings: Settings) -> dict[str, str]:
+    """The ``BRIDGE_KAFKA_*`` variables that connect as ``settings`` do (none for plaintext)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    env = {"BRIDGE_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        env.update(
+            BRIDGE_KAFKA_SASL_MECHANISM=settings.kafka_sasl_mechanism,
+            BRIDGE_KAFKA_SASL_USERNAME=settings.kafka_sasl_username or "",
+            BRIDGE_KAFKA_SASL_PASSWORD=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else "",
+        )
+    if settings.kafka_ssl_cafile is not None:
+        env["BRIDGE_KAFKA_SSL_CAFILE"] = str(settings.kafka_ssl_cafile)
+    return env
+
+
 class Bridge:
     """One isolated bridge: a fresh broker (topics applied), a database URL and its workers."""
 
-    def __init__(self, workdir: Path, database_url: str, **settings: Any) -> None:
+    def __init__(self, workdir: Path, database_url: str, *, broker: Any = None, **settings: Any) -> None:
+        """``broker``: a started broker of the caller's (with ``url`` and ``stop()``), whose
+        security settings (``kafka_*``) come in ``settings``; by default an embedded one."""
         self.workdir = workdir
-        self.broker = EmbeddedBroker(log_dir=workdir / "broker").start()
+        self.broker = broker or EmbeddedBroker(log_dir=workdir / "broker").start()
         self.settings = Settings(
             broker_url=self.broker.url,
             database_url=database_url,
@@ -76,6 +94,7 @@ class Bridge:
         )
         if s.course_equivalences:
             env["BRIDGE_COURSE_EQUIVALENCES"] = str(s.course_equivalences)
+        env.update(kafka_security_env(s))
         env.setdefault("BRIDGE_WEB_PORT", str(free_port()))
         env.update(extra)
         return env
@@ -138,6 +157,7 @@ class Bridge:
         out, err = io.StringIO(), io.StringIO()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
         env["BRIDGE_BROKER_URL"] = self.settings.broker_url or ""
+        env.update(kafka_security_env(self.settings))
         with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = bridge_cli.main(list(argv))
         return code, out.getvalue(), err.getvalue()

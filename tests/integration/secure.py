@@ -124,3 +124,78 @@ class TlsBroker:
         for process in (getattr(self, "_stunnel", None), getattr(self, "_tansu", None)):
             if process is not None:
                 stop_process(process, 5.0)
+
+
+@dataclass
+class SaslBroker:
+    """tansu on a loopback port, reached only through a SASL/SCRAM gate (and, with ``stunnel``,
+    over TLS in front of the gate: SASL_SSL).
+
+    ``users`` maps usernames to passwords; tansu advertises the outermost port.
+    """
+
+    directory: Path
+    users: dict[str, str]
+    stunnel: str | None = None
+
+    def start(self) -> SaslBroker:
+        from tests.integration.sasl_proxy import SaslGate
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        plain_port, gate_port = free_port(), free_port()
+        self.port = gate_port
+        if self.stunnel:
+            self.ca, cert, key = make_ca_and_server(self.directory, "sasl")
+            self.port = free_port()
+        log = open(self.directory / "tansu.log", "ab")
+        self._tansu = subprocess.Popen(
+            [resolve_binary(), "broker",
+             "--listener-url", f"tcp://127.0.0.1:{plain_port}",
+             "--advertised-listener-url", f"tcp://127.0.0.1:{self.port}",
+             "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.gate = SaslGate(gate_port, plain_port, self.users).start()
+        self._stunnel = None
+        if self.stunnel:
+            conf = self.directory / "stunnel.conf"
+            conf.write_text(
+                "foreground = yes\npid =\n"
+                f"output = {self.directory / 'stunnel.log'}\n"
+                "[kafka]\n"
+                f"accept = 127.0.0.1:{self.port}\nconnect = 127.0.0.1:{gate_port}\n"
+                f"cert = {cert}\nkey = {key}\n"
+            )
+            self._stunnel = subprocess.Popen([self.stunnel, str(conf)], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+        deadline = time.monotonic() + 30.0
+        user, password = next(iter(self.users.items()))
+        while True:
+            try:
+                with open_admin(self.settings(user, password), 2.0) as admin:
+                    admin.list_topics()
+                return self
+            except BrokerUnavailable:
+                if time.monotonic() > deadline or self._tansu.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    @property
+    def protocol(self) -> str:
+        return "SASL_SSL" if self.stunnel else "SASL_PLAINTEXT"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    def settings(self, user: str, password: str, mechanism: str = "SCRAM-SHA-512", **changes) -> Settings:
+        extra = {"kafka_ssl_cafile": self.ca} if self.stunnel else {}
+        return Settings(broker_url=self.url, kafka_security_protocol=self.protocol, kafka_sasl_mechanism=mechanism,
+                        kafka_sasl_username=user, kafka_sasl_password=password, **extra, **changes)
+
+    def stop(self) -> None:
+        for process in (self._stunnel, self._tansu):
+            if process is not None:
+                stop_process(process, 5.0)
+        self.gate.stop()

@@ -2,9 +2,7 @@
 (kafka-python) and a whole worker (Faust/aiokafka) through a real TLS terminator in front of the
 embedded broker, and a broker certificate the settings do not trust refused with a clear error.
 
-SASL is not tested against a real broker here: tansu 0.6's ``--authentication`` cannot create
-its first user with in-memory storage (see tests/integration/secure.py); the SASL settings are
-checked as configuration (tests/unit/test_kafka_config.py).
+SASL/SCRAM is tested in tests/integration/test_kafka_sasl.py.
 """
 
 from __future__ import annotations
