@@ -227,6 +227,12 @@ def test_compose_takes_every_secret_from_the_environment_with_no_default(compose
     assert set(_env_example()) == _compose_variables()
 
 
+def test_an_unedited_env_example_starts_nothing() -> None:
+    # ${VAR:?...} refuses an empty value as it refuses a missing one: no service of the compose
+    # file (Kafka, PostgreSQL, Grafana) can start with a value copied from the example.
+    assert _env_example() and all(value == "" for value in _env_example().values())
+
+
 def test_compose_workers_are_configured_by_settings(compose: dict) -> None:
     services = compose["services"]
     workers = {name: s for name, s in services.items() if s.get("command") == ["worker"]}
