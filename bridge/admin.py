@@ -88,7 +88,7 @@ def watch_refusals() -> None:
     manager_log = logging.getLogger("kafka.net.manager")
     if _REFUSALS not in manager_log.filters:
         manager_log.addFilter(_REFUSALS)
-    manager_log.setLevel(logging.WARNING)
+    manager_log.setLevel(min(logging.WARNING, logging.getLogger("kafka").getEffectiveLevel()))
 
 
 def refused_since(started: float) -> BaseException | None:
