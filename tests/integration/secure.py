@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from bridge.admin import BrokerUnavailable, open_admin
 from bridge.broker import free_port, resolve_binary, stop_process
 from bridge.settings import Settings
+from tests.integration.sasl_proxy import SaslGate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +72,44 @@ def make_ca_and_server(directory: Path, name: str = "test") -> tuple[Path, Path,
     return paths
 
 
+def start_tansu(directory: Path, port: int, advertised_port: int) -> subprocess.Popen:
+    """The embedded broker on ``port``, advertising ``advertised_port`` (the outermost hop)."""
+    log = open(directory / "tansu.log", "ab")
+    return subprocess.Popen(
+        [resolve_binary(), "broker",
+         "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}",
+         "--storage-engine", "memory://tansu/"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def start_stunnel(stunnel: str, directory: Path, accept: int, connect: int, cert: Path, key: Path) -> subprocess.Popen:
+    """stunnel serving TLS on ``accept`` with ``cert``, relaying in the clear to ``connect``."""
+    conf = directory / "stunnel.conf"
+    conf.write_text(
+        "foreground = yes\npid =\n"
+        f"output = {directory / 'stunnel.log'}\n"
+        "[kafka]\n"
+        f"accept = 127.0.0.1:{accept}\nconnect = 127.0.0.1:{connect}\n"
+        f"cert = {cert}\nkey = {key}\n"
+    )
+    return subprocess.Popen([stunnel, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def refused_worker(env: dict[str, str], log_path: Path) -> tuple[int, str]:
+    """Start a worker that the broker will not let in; its exit code and its log."""
+    from bridge.demo import WorkerProcess
+
+    worker = WorkerProcess.start(env, log_path)
+    try:
+        code = worker.process.wait(timeout=90)
+    finally:
+        worker.stop()
+    return code, log_path.read_text(errors="replace")
+
+
 @dataclass
 class TlsBroker:
     """tansu on a loopback port, reached only through stunnel's TLS port."""
@@ -81,24 +120,8 @@ class TlsBroker:
     def start(self) -> TlsBroker:
         self.ca, cert, key = make_ca_and_server(self.directory)
         self.plain_port, self.tls_port = free_port(), free_port()
-        log = open(self.directory / "tansu.log", "ab")
-        self._tansu = subprocess.Popen(
-            [resolve_binary(), "broker",
-             "--listener-url", f"tcp://127.0.0.1:{self.plain_port}",
-             "--advertised-listener-url", f"tcp://127.0.0.1:{self.tls_port}",
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        conf = self.directory / "stunnel.conf"
-        conf.write_text(
-            "foreground = yes\npid =\n"
-            f"output = {self.directory / 'stunnel.log'}\n"
-            "[kafka]\n"
-            f"accept = 127.0.0.1:{self.tls_port}\nconnect = 127.0.0.1:{self.plain_port}\n"
-            f"cert = {cert}\nkey = {key}\n"
-        )
-        self._stunnel = subprocess.Popen([self.stunnel, str(conf)], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        self._tansu = start_tansu(self.directory, self.plain_port, self.tls_port)
+        self._stunnel = start_stunnel(self.stunnel, self.directory, self.tls_port, self.plain_port, cert, key)
         self._wait_ready(time.monotonic() + 30.0)
         return self
 
@@ -139,36 +162,17 @@ class SaslBroker:
     stunnel: str | None = None
 
     def start(self) -> SaslBroker:
-        from tests.integration.sasl_proxy import SaslGate
-
         self.directory.mkdir(parents=True, exist_ok=True)
         plain_port, gate_port = free_port(), free_port()
         self.port = gate_port
         if self.stunnel:
             self.ca, cert, key = make_ca_and_server(self.directory, "sasl")
             self.port = free_port()
-        log = open(self.directory / "tansu.log", "ab")
-        self._tansu = subprocess.Popen(
-            [resolve_binary(), "broker",
-             "--listener-url", f"tcp://127.0.0.1:{plain_port}",
-             "--advertised-listener-url", f"tcp://127.0.0.1:{self.port}",
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self._tansu = start_tansu(self.directory, plain_port, self.port)
         self.gate = SaslGate(gate_port, plain_port, self.users).start()
         self._stunnel = None
         if self.stunnel:
-            conf = self.directory / "stunnel.conf"
-            conf.write_text(
-                "foreground = yes\npid =\n"
-                f"output = {self.directory / 'stunnel.log'}\n"
-                "[kafka]\n"
-                f"accept = 127.0.0.1:{self.port}\nconnect = 127.0.0.1:{gate_port}\n"
-                f"cert = {cert}\nkey = {key}\n"
-            )
-            self._stunnel = subprocess.Popen([self.stunnel, str(conf)], stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                             start_new_session=True)
+            self._stunnel = start_stunnel(self.stunnel, self.directory, self.port, gate_port, cert, key)
         deadline = time.monotonic() + 30.0
         user, password = next(iter(self.users.items()))
         while True:

@@ -19,9 +19,8 @@ import pytest
 
 from bridge.cli import main as bridge_cli
 from bridge.core.records import learner_id_for
-from bridge.demo import WorkerProcess
 from tests.integration.harness import Bridge, kafka_security_env
-from tests.integration.secure import SaslBroker, stunnel_binary
+from tests.integration.secure import SaslBroker, refused_worker, stunnel_binary
 from tests.integration.test_identity import family_phone, learner_of, method_of, operate_on
 from topics import catalogue
 
@@ -131,12 +130,7 @@ def test_a_worker_with_a_wrong_password_stops_saying_why(sasl_broker: SaslBroker
     finally:
         bridge.broker = _Kept()  # the broker is the fixture's to stop
         bridge.close()
-    worker = WorkerProcess.start(env, tmp_path / "refused.log")
-    try:
-        code = worker.process.wait(timeout=90)
-    finally:
-        worker.stop()
-    log = worker.log_path.read_text(errors="replace")
+    code, log = refused_worker(env, tmp_path / "refused.log")
     assert code == 2, log[-2000:]
     last = log.strip().splitlines()[-1]
     assert "refused the credentials" in last and "BRIDGE_KAFKA_SASL_PASSWORD" in last, last

@@ -23,7 +23,7 @@ from bridge.store.engine import build_engine
 from bridge.topicio import compacted, producer, read_topic
 from tests.factories import OU, UNION, encode, ou_event, resident_id, union_event
 from tests.integration.harness import free_port
-from tests.integration.secure import TlsBroker, make_ca_and_server, stunnel_binary
+from tests.integration.secure import TlsBroker, make_ca_and_server, refused_worker, stunnel_binary
 from topics import catalogue
 
 pytestmark = pytest.mark.integration
@@ -117,12 +117,7 @@ def test_a_worker_that_does_not_trust_the_broker_stops_saying_why(tls_broker: Tl
     other_ca, _cert, _key = make_ca_and_server(tmp_path, "other")
     env = _env(_settings(tls_broker), tmp_path)
     env["BRIDGE_KAFKA_SSL_CAFILE"] = str(other_ca)
-    worker = WorkerProcess.start(env, tmp_path / "refused.log")
-    try:
-        code = worker.process.wait(timeout=90)
-    finally:
-        worker.stop()
-    log = worker.log_path.read_text(errors="replace")
+    code, log = refused_worker(env, tmp_path / "refused.log")
     assert code == 2, log[-2000:]
     assert "BRIDGE_KAFKA_SSL_CAFILE" in log.splitlines()[-1]
     assert "CERTIFICATE_VERIFY_FAILED" in log  # the handshake error itself, for the operator
