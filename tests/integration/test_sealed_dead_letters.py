@@ -1,29 +1,28 @@
 """Dead letters keep no readable personal data (CONTRACT §2, issue 12): a real worker dead-letters
 bad messages holding a resident ID, a Chinese name and a mobile number; the raw bytes of
 ``bridge.deadletter.v1`` hold none of them in any readable form, and only the dead-letter key
-opens the sealed payload back to the exact bytes sent. The runbook's snippet is run as written."""
+opens the sealed payload back to the exact bytes sent. ``bridge deadletters show``
+prints them, given the key."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import re
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
+import contextlib
+import io
+import os
+from unittest import mock
 
 import pytest
 
+from bridge.cli import main as bridge_cli
 from bridge.core.sealing import Sealer, SealError
 from tests.factories import UNION, encode, resident_id, union_event
 from tests.integration.harness import Bridge, open_dead_letter
 from topics import catalogue
 
 pytestmark = pytest.mark.integration
-
-RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
 #: (key, personal values, message bytes) of each bad message.
 ID_1, ID_2 = resident_id(serial="901"), resident_id(serial="902")
@@ -47,7 +46,7 @@ def readable_forms(value: str) -> list[bytes]:
     return forms
 
 
-def test_dead_letters_are_sealed_and_open_only_with_the_key(bridge: Bridge, tmp_path: Path) -> None:
+def test_dead_letters_are_sealed_and_open_only_with_the_key(bridge: Bridge) -> None:
     worker = bridge.start_worker()
     for key, (value, _) in MESSAGES.items():
         assert b"COURSE_TELEPORT" in value or not value.endswith(b"}"), "the message is not bad"
@@ -85,22 +84,18 @@ def test_dead_letters_are_sealed_and_open_only_with_the_key(bridge: Bridge, tmp_
             for needle in needles:
                 assert needle not in said, "the error repeats the payload"
 
-        assert runbook_snippet(bridge, tmp_path, message.key.decode(), key) == sent
+        assert shown(bridge, letter, key) == sent
 
 
-def runbook_snippet(bridge: Bridge, tmp_path: Path, key: str, secret: str) -> bytes:
-    """What the runbook's ``bridge tail`` + Python snippet prints for the dead letter of ``key``."""
-    code, out, err = bridge.cli("tail", catalogue.DEADLETTER.name, "--key", key, "-n", "1")
-    assert code == 0, err
-    letter = tmp_path / "letter.json"
-    letter.write_text("\n".join(out.splitlines()[2:]), encoding="utf-8")  # what `sed '1,2d'` keeps
-    text = RUNBOOK.read_text(encoding="utf-8")
-    found = re.search(r"\n( *)python - letter\.json <<'EOF'\n(.*?)\n\1EOF\n", text, re.S)
-    assert found, "the runbook has no dead-letter snippet"
-    snippet = textwrap.dedent(found.group(2))
+def shown(bridge: Bridge, letter: dict, secret: str) -> bytes:
+    """The payload ``bridge deadletters show`` prints for ``letter``, given the dead-letter key."""
+    where = f"{letter['topic']}:{letter['partition']}:{letter['offset']}"
     env = {**bridge.env(), "BRIDGE_DEADLETTER_KEY": secret}
-    done = subprocess.run(
-        [sys.executable, "-", str(letter)], input=snippet.encode(), env=env, capture_output=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    return done.stdout
+    out = io.StringIO()
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out):
+        assert bridge_cli(["deadletters", "show", where]) == 0
+    header, _, payload = out.getvalue().partition("--- payload (")
+    assert letter["reason"] in header
+    kind, _, body = payload.partition("\n")
+    body = body.removesuffix("\n")
+    return body.encode() if "UTF-8 text" in kind else base64.b64decode(body)
