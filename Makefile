@@ -19,8 +19,8 @@ demo: $(STAMP)
 
 ## README command 2: the whole suite, on SQLite and on PostgreSQL (started by .ci/postgres.sh).
 test: $(STAMP)
-	@url="$${BRIDGE_TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}"; \
-	BRIDGE_TEST_POSTGRES_URL="$$url" $(PY) -m pytest
+	@url="$${TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}"; \
+	TEST_POSTGRES_URL="$$url" $(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-postgres", action="store_true", help="leave out the bridge on PostgreSQL")
     parser.add_argument("--skip-growth", action="store_true", help="leave out the growth figures")
     parser.add_argument("--postgres-url", default=None,
-                        help=f"PostgreSQL server whose role may CREATE DATABASE (default: $BRIDGE_TEST_POSTGRES_URL or {DEFAULT_POSTGRES})")
+                        help=f"PostgreSQL server whose role may CREATE DATABASE (default: $TEST_POSTGRES_URL or {DEFAULT_POSTGRES})")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the bridge on SQLite with py-spy (an extra, unmeasured run)")
     parser.add_argument("--seed", type=int, default=7, help="traffic seed (default 7)")
@@ -95,7 +95,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
     seconds = args.latency_seconds if args.latency_seconds is not None else (3.0 if quick else 20.0)
     postgres = None
     if not args.skip_postgres:
-        postgres = args.postgres_url or os.environ.get("BRIDGE_TEST_POSTGRES_URL") or DEFAULT_POSTGRES
+        postgres = args.postgres_url or os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES
     return Plan(
         quick=quick,
         events=args.events or (3_000 if quick else 20_000),

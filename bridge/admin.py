@@ -19,7 +19,7 @@ from typing import Any, Literal
 import kafka.errors as kafka_errors
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from bridge.errors import BridgeError
+from bridge.errors import EXIT_CONFIG, BridgeError, ConfigurationError, DependencyUnavailable
 from bridge.kafka import kafka_python_client
 from bridge.settings import Settings
 from topics.catalogue import TOPICS, TopicSpec
@@ -29,7 +29,7 @@ from topics.catalogue import TOPICS, TopicSpec
 DEFAULT_TIMEOUT_S = 15.0
 
 
-class BrokerUnavailable(BridgeError):
+class BrokerUnavailable(DependencyUnavailable):
     """No Kafka broker answered at ``bootstrap`` within ``timeout_s`` seconds."""
 
     def __init__(self, bootstrap: Sequence[str], timeout_s: float, cause: str, security: str = "PLAINTEXT") -> None:
@@ -46,7 +46,12 @@ class BrokerUnavailable(BridgeError):
 
 
 class CredentialsRefused(BrokerUnavailable):
-    """A broker at ``bootstrap`` answered and refused this client's SASL credentials."""
+    """A broker at ``bootstrap`` answered and refused this client's SASL credentials.
+
+    A configuration error (exit code 5), not an unavailable broker: retrying will not help.
+    """
+
+    exit_code = EXIT_CONFIG
 
     def __init__(self, bootstrap: Sequence[str], timeout_s: float, cause: str, username: str | None) -> None:
         super().__init__(bootstrap, timeout_s, cause, "SASL_PLAINTEXT")
@@ -97,7 +102,7 @@ def refused_since(started: float) -> BaseException | None:
     return last[1] if last is not None and last[0] >= started else None
 
 
-class TopicAdminError(BridgeError):
+class TopicAdminError(DependencyUnavailable):
     """The broker refused to ``operation`` (create, delete) ``topic``; ``error`` is the Kafka error."""
 
     def __init__(self, topic: str, operation: str, error: str, message: str | None = None) -> None:
@@ -199,9 +204,9 @@ def committed_offsets(
     return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if tp.topic in wanted and meta.offset >= 0}
 
 
-def kafka_failure(exc: kafka_errors.KafkaError, started: float) -> BrokerUnavailable:
+def kafka_failure(exc: kafka_errors.KafkaError, started: float) -> BridgeError:
     """What a command says when its own kafka-python client gave up with ``exc``: the broker
-    refused its credentials (as logged since ``started``), or none answered."""
+    refused its credentials (as logged since ``started``), refused the request, or none answered."""
     try:
         settings = Settings()
     except Exception:  # noqa: BLE001 - the settings were good enough to connect with; describe without them
@@ -212,6 +217,11 @@ def kafka_failure(exc: kafka_errors.KafkaError, started: float) -> BrokerUnavail
     if refusal is not None:
         return CredentialsRefused(bootstrap, waited, type(refusal).__name__,
                                   settings.kafka_sasl_username if settings is not None else None)
+    if isinstance(exc, kafka_errors.AuthorizationError):
+        return ConfigurationError(
+            f"the Kafka broker at {', '.join(bootstrap)} refused the request ({_cause(exc)}): check the ACLs of "
+            "the user in BRIDGE_KAFKA_SASL_USERNAME (docs/operations.md, Least privilege)"
+        )
     security = settings.kafka_security_protocol if settings is not None else "PLAINTEXT"
     return BrokerUnavailable(bootstrap, round(waited), _cause(exc), security)
 

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import IO
 
 from bridge.admin import BrokerUnavailable, wait_for_broker
-from bridge.errors import BridgeError, ConfigurationError
+from bridge.errors import ConfigurationError, DependencyUnavailable
 
 #: Seconds to wait for the broker to answer metadata requests. It is ready in milliseconds;
 #: the margin covers a loaded CI machine.
@@ -41,7 +41,7 @@ _TANSU_ENV = ("SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT", "STORAGE_ENGINE"
 _PR_SET_PDEATHSIG = 1
 
 
-class BrokerStartError(BridgeError):
+class BrokerStartError(DependencyUnavailable):
     """The embedded broker at ``binary`` did not become ready; its output is in ``log_path``."""
 
     def __init__(self, binary: str, log_path: Path, problem: str) -> None:

@@ -8,16 +8,28 @@ import importlib
 import logging
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Iterator, Sequence
+from importlib import metadata
 
 from kafka import errors as kafka_errors
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.admin import kafka_failure, watch_refusals
-from bridge.errors import BridgeError, FatalError
+from bridge.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CODES,
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    BridgeError,
+    ConfigurationError,
+    UsageError,
+)
 from bridge.observability import scrub_secrets
-from bridge.settings import Settings
+from bridge.settings import Settings, settings_problem, variables_for
 from bridge.topicio import quiet_kafka_close
 
 log = logging.getLogger("bridge")
@@ -79,7 +91,7 @@ def cmd_topics_apply(args: argparse.Namespace) -> int:
 
     settings = Settings()
     if not settings.broker_url:
-        raise BridgeError("set BRIDGE_BROKER_URL to the Kafka bootstrap whose topics should be applied")
+        raise ConfigurationError("set BRIDGE_BROKER_URL to the Kafka bootstrap whose topics should be applied")
     reports = apply_topics(settings, create=not args.check)
     print(format_report(reports))
     return 1 if any(r.action in ("differs", "missing") for r in reports) else 0
@@ -90,7 +102,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     settings = Settings()
     if not settings.broker_url:
-        raise BridgeError("set BRIDGE_BROKER_URL to the broker to send to, or run `bridge demo` for everything at once")
+        raise ConfigurationError("set BRIDGE_BROKER_URL to the broker to send to, or run `bridge demo` for everything at once")
     if args.equivalences_out:
         write_equivalences(args.equivalences_out)
         print(f"wrote the simulated course-equivalence table to {args.equivalences_out}")
@@ -141,12 +153,90 @@ Restoring the lost database from a backup is the other way out (docs/operations.
 """
 
 #: Exit code of a command that stopped on a FatalError (the registry changed or is gone): the same as
-#: ``bridge.worker.FATAL_EXIT``, not imported from there to keep Faust out of the other commands.
-FATAL_EXIT = 4
+#: ``bridge.worker.FATAL_EXIT``; both come from ``bridge.errors`` (which keeps Faust out of the commands).
+FATAL_EXIT = EXIT_FATAL
+
+#: The settings (environment variables) each command reads, as patterns over the variables of
+#: :class:`Settings`; shown at the end of the command's ``--help``. ``BRIDGE_LOG_LEVEL=DEBUG``
+#: shows the Kafka client's own log for every command.
+_KAFKA = ("BRIDGE_BROKER_URL", "BRIDGE_KAFKA_*")
+COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "worker": ("BRIDGE_*",),
+    "topics apply": (*_KAFKA, "BRIDGE_TOPIC_PARTITIONS", "BRIDGE_REPLICATION_FACTOR"),
+    "simulate": _KAFKA,
+    "demo": (),
+    "db upgrade": ("BRIDGE_DATABASE_URL", "BRIDGE_GROUP_ID"),
+    "review list": ("BRIDGE_DATABASE_URL",),
+    "review show": ("BRIDGE_DATABASE_URL",),
+    "review link": ("BRIDGE_DATABASE_URL", *_KAFKA, "BRIDGE_OPERATOR_SIGNING_KEY", "BRIDGE_OPERATOR_KEYS"),
+    "review reject": ("BRIDGE_DATABASE_URL", *_KAFKA, "BRIDGE_OPERATOR_SIGNING_KEY", "BRIDGE_OPERATOR_KEYS"),
+    "review keygen": (),
+    "explain": ("BRIDGE_DATABASE_URL",),
+    "tail": _KAFKA,
+    "transcript": _KAFKA,
+    "export": _KAFKA,
+    "republish": ("BRIDGE_DATABASE_URL",),
+    "deadletters list": _KAFKA,
+    "deadletters show": (*_KAFKA, "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),
+    "deadletters replay": (*_KAFKA, "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),
+}
+#: Said instead of a list by commands that read no setting.
+_NO_SETTINGS = {
+    "demo": "none: it runs its own embedded broker, database and worker",
+    "review keygen": "none: it only writes a key file",
+}
+
+
+def settings_epilog(command: str) -> str | None:
+    """The end of ``command``'s ``--help``: the settings it reads, or None for a command not in
+    :data:`COMMAND_SETTINGS`."""
+    if command not in COMMAND_SETTINGS:
+        return None
+    names = variables_for(*COMMAND_SETTINGS[command])
+    if command == "worker":
+        names = [n for n in names if n != "BRIDGE_OPERATOR_SIGNING_KEY"]
+    elif names and "BRIDGE_LOG_LEVEL" not in names:
+        names.append("BRIDGE_LOG_LEVEL")
+    listed = ", ".join(names) if names else _NO_SETTINGS.get(command, "none")
+    return textwrap.fill(
+        f"Settings read (environment variables; docs/operations.md, Configuration): {listed}.", width=100
+    )
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``(command path, parser)`` of every runnable command under ``parser``."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    if not actions:
+        yield " ".join(path), parser
+        return
+    for action in actions:
+        for name, child in action.choices.items():
+            yield from _leaf_parsers(child, (*path, name))
+
+
+def exit_codes_epilog() -> str:
+    lines = ["exit codes:"]
+    lines += [f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES]
+    lines.append("")
+    lines.append(
+        "Settings come from BRIDGE_* environment variables (docs/operations.md, Configuration); an unknown "
+    )
+    lines.append("BRIDGE_* variable stops every command. Each command's --help lists the settings it reads.")
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("bridge")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="bridge", description=__doc__, epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("worker", help="run a stream worker (settings from BRIDGE_* variables)").set_defaults(fn=cmd_worker)
@@ -183,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command, leaf in _leaf_parsers(parser):
+        epilog = settings_epilog(command)
+        if epilog is not None and not leaf.epilog:
+            leaf.epilog = epilog
     return parser
 
 
@@ -201,18 +295,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         return args.fn(args)
-    except FatalError as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return FATAL_EXIT
-    except (BridgeError, ValidationError) as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return 2
-    except kafka_errors.KafkaError as exc:
-        # A tool's own client gave up (kafka-python's timeout): say what to check, in one line.
-        print(f"bridge: {kafka_failure(exc, started)}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        # The reader went away (`bridge tail | head`): nothing to say, and nothing more to write.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - what is not recognised goes on (with its traceback: a bug)
+        problem = failure_of(exc, started)
+        if problem is None:
+            raise
+        _say(problem)
+        return problem.exit_code
+
+
+def failure_of(exc: BaseException, started: float) -> BridgeError | None:
+    """The one-line error a command ends with after ``exc`` (raised since ``started``), or None
+    for an exception the bridge does not recognise."""
+    if isinstance(exc, BridgeError):
+        return exc
+    if isinstance(exc, SettingsError) or (isinstance(exc, ValidationError) and exc.title == Settings.__name__):
+        return settings_problem(exc)
+    if isinstance(exc, ValidationError):
+        # A model built from the command line (an operator id, a note) refused a value.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or exc.title}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        return UsageError(f"{problems} ({exc.title})")
+    if isinstance(exc, kafka_errors.KafkaError):
+        # A tool's own client gave up (its bounded timeout): say what to check, in one line.
+        return kafka_failure(exc, started)
+    if isinstance(exc, SQLAlchemyError):
+        from bridge.store.engine import database_failure
+
+        return database_failure(exc, _database_url())
+    return None
+
+
+def _database_url() -> str:
+    try:
+        return Settings().database_url
+    except Exception:  # noqa: BLE001 - the settings were good enough to get this far
+        return str(Settings.model_fields["database_url"].default)
+
+
+def _say(problem: BridgeError) -> None:
+    """Print ``problem`` as one line on stderr."""
+    text = " | ".join(line.strip() for line in str(problem).splitlines() if line.strip())
+    with contextlib.suppress(OSError, ValueError):
+        print(f"bridge: {text}", file=sys.stderr, flush=True)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that Python's flush at exit does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from bridge import simulate
 from bridge.admin import apply_topics
 from bridge.broker import EmbeddedBroker, free_port, stop_process
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DependencyUnavailable
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
@@ -78,7 +78,7 @@ def produce_simulation(
         prod.close()
     failed = [f.exception for f in futures if f.failed()]
     if failed:
-        raise BridgeError(
+        raise DependencyUnavailable(
             f"the broker refused {len(failed)} of {len(messages)} messages (first: {failed[0]!r}); "
             "check the broker's log and BRIDGE_BROKER_URL, then run again"
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bridge.errors import ConfigurationError
 from bridge.keys import GENERATE_HINT, MIN_KEY_LENGTH, key_problem, placeholder_problem
@@ -20,6 +24,9 @@ DEVELOPMENT_DEADLETTER_KEY = "bridge-development-deadletter-key-not-for-producti
 
 #: 32 characters of a random secret carry at least the 128 bits HMAC-SHA256 keys want.
 MIN_PRODUCTION_KEY_LENGTH = MIN_KEY_LENGTH
+
+#: Every setting's environment variable starts with this.
+PREFIX = "BRIDGE_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -152,10 +159,37 @@ class Settings(BaseSettings):
         "and commits, or exits without committing what is not durable (redelivered on restart).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_variables(cls, data: Any) -> Any:
+        check_environment()
+        return data
+
     @field_validator("broker_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_url(cls, value: str) -> str:
+        # Never repeat the value: it may hold a password.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (write sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE)"
+            ) from None
+        try:
+            url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(
+                f"an unknown kind of database ({url.drivername}: use sqlite:///PATH or postgresql+psycopg://...)"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _production_needs_real_key(self) -> Settings:
@@ -224,3 +258,72 @@ def secret_variables() -> tuple[str, ...]:
     return tuple(
         f"BRIDGE_{name.upper()}" for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
     )
+
+
+def variable_of(field: str) -> str:
+    """The environment variable of setting ``field`` (``hours_per_credit`` -> ``BRIDGE_HOURS_PER_CREDIT``)."""
+    return f"{PREFIX}{field.upper()}"
+
+
+def known_variables() -> tuple[str, ...]:
+    """The environment variables of every setting, in the order of the fields."""
+    return tuple(variable_of(name) for name in Settings.model_fields)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``BRIDGE_*`` variables of ``environ`` (default: the process's) that name no setting."""
+    environ = os.environ if environ is None else environ
+    known = set(known_variables())
+    # pydantic-settings reads the variables case-insensitively; so does this check.
+    return sorted(name for name in environ if name.upper().startswith(PREFIX) and name.upper() not in known)
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigurationError` naming every unknown ``BRIDGE_*`` variable (CONTRACT §5),
+    with the setting it most likely meant. A misspelt variable is not silently ignored."""
+    unknown = unknown_variables(environ)
+    if not unknown:
+        return
+    known = known_variables()
+    described = []
+    for name in unknown:
+        near = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.75)
+        described.append(f"{name} (did you mean {near[0]}?)" if near else name)
+    several = len(unknown) > 1
+    raise ConfigurationError(
+        f"unknown setting{'s' if several else ''} {', '.join(described)}: "
+        f"rename or unset {'them' if several else 'it'} (`bridge worker --help` lists every setting; each BRIDGE_* "
+        "variable must be one of them)"
+    )
+
+
+def settings_problem(exc: ValidationError | SettingsError) -> ConfigurationError:
+    """A :class:`ConfigurationError` for settings that cannot be parsed, in one line, naming the
+    environment variables (not the fields) and never their values."""
+    if isinstance(exc, SettingsError):
+        found = re.search(r'field "([a-z0-9_]+)"', str(exc))
+        variable = variable_of(found.group(1)) if found else "a BRIDGE_* variable"
+        cause = exc.__cause__
+        why = "not valid JSON (a JSON list is expected)" if cause is not None and "JSON" in type(cause).__name__ else "cannot be parsed"
+        return ConfigurationError(f"invalid setting {variable}: {why}; fix it (docs/operations.md, Configuration)")
+    problems: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error.get("loc") or ()
+        field = loc[0] if loc and isinstance(loc[0], str) else None
+        variable = variable_of(field) if field in Settings.model_fields else "the settings"
+        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        problems.setdefault(variable, []).append(message[:1].lower() + message[1:])
+    several = len(problems) > 1
+    described = "; ".join(f"{variable}: {', '.join(messages)}" for variable, messages in problems.items())
+    return ConfigurationError(
+        f"invalid setting{'s' if several else ''} {described}; fix {'them' if several else 'it'} "
+        "(docs/operations.md, Configuration)"
+    )
+
+
+def variables_for(*patterns: str) -> list[str]:
+    """The settings' variables matching ``patterns`` (``fnmatch``-style, e.g. ``BRIDGE_KAFKA_*``), in
+    the order of the fields."""
+    from fnmatch import fnmatchcase
+
+    return [name for name in known_variables() if any(fnmatchcase(name, pattern) for pattern in patterns)]

@@ -13,11 +13,17 @@ import logging
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
 
+from bridge.errors import DependencyUnavailable
 from bridge.kafka import kafka_python_client
 from bridge.settings import Settings
 
 #: How long a topic must stay silent, once its end offsets are reached, to count as read.
 QUIET_MS = 300
+#: How long a tool's client tries to reach a broker before it gives up (kafka-python's own is
+#: 30 s): an unreachable broker ends a command with one line within about 10 s.
+CONNECT_TIMEOUT_MS = 10_000
+#: Longest a send may wait for the broker's metadata or acknowledgement (seconds).
+SEND_TIMEOUT_S = 15.0
 
 
 class _CancelledOnClose(logging.Filter):
@@ -36,6 +42,10 @@ def quiet_kafka_close() -> None:
     cluster_log = logging.getLogger("kafka.cluster")
     if not any(isinstance(f, _CancelledOnClose) for f in cluster_log.filters):
         cluster_log.addFilter(_CancelledOnClose())
+
+
+class ReadStalled(DependencyUnavailable, TimeoutError):
+    """Reading a topic stopped short of its end offsets: the broker stopped answering fetches."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,15 @@ def producer(target: Target) -> KafkaProducer:
         linger_ms=5,
         retries=5,
         max_in_flight_requests_per_connection=1,
+        bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
+        max_block_ms=int(SEND_TIMEOUT_S * 1000),
     )
+
+
+def consumer(target: Target, **options: object) -> KafkaConsumer:
+    """A consumer whose bootstrapping gives up after ``CONNECT_TIMEOUT_MS`` (``options`` as
+    kafka-python's ``KafkaConsumer``)."""
+    return KafkaConsumer(**kafka_python_client(target), bootstrap_timeout_ms=CONNECT_TIMEOUT_MS, **options)
 
 
 def _partitions(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
@@ -82,26 +100,26 @@ def iter_topic(bootstrap: Target, topic: str, *, timeout_s: float = 10.0) -> Ite
     partition's latest offset without its most recent produce batch until the next one arrives,
     while fetches return those messages already.
     """
-    consumer = KafkaConsumer(**kafka_python_client(bootstrap), enable_auto_commit=False, group_id=None)
+    reader = consumer(bootstrap, enable_auto_commit=False, group_id=None)
     try:
-        tps = _partitions(consumer, [topic])
+        tps = _partitions(reader, [topic])
         if not tps:
             return
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
+        reader.assign(tps)
+        reader.seek_to_beginning(*tps)
+        ends = reader.end_offsets(tps)
         while True:
-            behind = any(consumer.position(tp) < ends[tp] for tp in tps)
-            batches = consumer.poll(timeout_ms=int(timeout_s * 1000) if behind else QUIET_MS)
+            behind = any(reader.position(tp) < ends[tp] for tp in tps)
+            batches = reader.poll(timeout_ms=int(timeout_s * 1000) if behind else QUIET_MS)
             if not batches:
                 if behind:
-                    raise TimeoutError(f"reading {topic} stalled before its end offsets")
+                    raise ReadStalled(f"reading {topic} stalled before its end offsets: check the broker and try again")
                 return
             for records in batches.values():
                 for r in records:
                     yield Message(r.topic, r.partition, r.offset, r.key, r.value)
     finally:
-        consumer.close()
+        reader.close()
 
 
 def compacted(messages: Iterable[Message]) -> dict[bytes | None, bytes | None]:
@@ -114,11 +132,11 @@ def compacted(messages: Iterable[Message]) -> dict[bytes | None, bytes | None]:
 
 def group_lag(bootstrap: Target, group_id: str, topics: Iterable[str]) -> tuple[int, int]:
     """``(committed, end)`` offsets summed over the topics' partitions for a consumer group."""
-    consumer = KafkaConsumer(**kafka_python_client(bootstrap), group_id=group_id, enable_auto_commit=False)
+    reader = consumer(bootstrap, group_id=group_id, enable_auto_commit=False)
     try:
-        tps = _partitions(consumer, topics)
-        ends = consumer.end_offsets(tps)
-        committed = sum(consumer.committed(tp) or 0 for tp in tps)
+        tps = _partitions(reader, topics)
+        ends = reader.end_offsets(tps)
+        committed = sum(reader.committed(tp) or 0 for tp in tps)
         return committed, sum(ends.values())
     finally:
-        consumer.close()
+        reader.close()

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bridge.core.records import CreditRecord, CreditStatus, LearnerIdentity
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DataError
 
 
 class UnknownLearner(BridgeError):
@@ -29,7 +29,7 @@ class UnknownLearner(BridgeError):
         self.learner_id = learner_id
 
 
-class BrokenMergeChain(BridgeError):
+class BrokenMergeChain(DataError):
     """Following ``merged_into`` from a learner loops or ends at an unpublished learner."""
 
     def __init__(self, path: tuple[str, ...], problem: str) -> None:

@@ -34,6 +34,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
+from bridge.errors import EXIT_FATAL, EXIT_SHUTDOWN_OVERRUN
 from bridge.core.records import DEADLETTER_KEY_BOUND, MESSAGE_BOUND, OUTPUT_VALUE_BOUND
 from bridge.failures import RACE_STATES, UNIQUE_VIOLATION, Failure, classify
 from bridge.kafka import faust_kwargs
@@ -59,9 +60,9 @@ CONFLICT_RETRY_S, MAX_QUICK_RACES = 0.2, 20
 #: How many unique violations in a row count as lost races (see bridge.failures).
 MAX_UNIQUE_RACES = 3
 #: Exit code of a worker that overran its shutdown bound (distinct from Faust's own codes).
-SHUTDOWN_OVERRUN_EXIT = 3
+SHUTDOWN_OVERRUN_EXIT = EXIT_SHUTDOWN_OVERRUN
 #: Exit code of a worker stopped by a fatal condition (a replaced database, say).
-FATAL_EXIT = 4
+FATAL_EXIT = EXIT_FATAL
 #: Outbox rows published per database transaction.
 OUTBOX_CHUNK = 500
 #: Backoff between retries of a failed database or broker step (seconds, doubling to the cap).

@@ -1,6 +1,6 @@
 """Shared fixtures: a fresh database per test, on SQLite and (when configured) PostgreSQL.
 
-PostgreSQL runs when ``BRIDGE_TEST_POSTGRES_URL`` names a server URL whose user may create
+PostgreSQL runs when ``TEST_POSTGRES_URL`` names a server URL whose user may create
 databases (``.ci/run`` starts one and sets it). Under CI a missing server fails the run instead
 of skipping, so the PostgreSQL half of the suite cannot silently disappear.
 """
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-POSTGRES_ENV = "BRIDGE_TEST_POSTGRES_URL"
+POSTGRES_ENV = "TEST_POSTGRES_URL"
 
 
 def _postgres_database() -> Iterator[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from bridge.errors import BridgeError, ConfigurationError
 from bridge.settings import Settings
 from bridge.store import schema as t
 from bridge.store.base import as_utc, pairs_in
-from bridge.store.engine import build_engine
+from bridge.store.engine import build_engine, require_existing
 from bridge.store.registry import Registry
 from topics.catalogue import DECISIONS
 
@@ -86,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _connect(settings: Settings):
     # Never create a registry: a mistyped SQLite path must not leave an empty database behind.
+    require_existing(settings.database_url)
     return build_engine(settings.database_url, create=False).connect()
 
 
@@ -173,19 +175,27 @@ def _print_accounts(conn: Connection, keys: list[AccountKey], indent: str) -> No
 
 
 def _publish(settings: Settings, decision: OperatorDecision) -> None:
-    from bridge.topicio import producer
+    from kafka import errors as kafka_errors
+
+    from bridge.admin import kafka_failure
+    from bridge.topicio import SEND_TIMEOUT_S, producer
 
     if not settings.broker_url:
-        raise BridgeError("set BRIDGE_BROKER_URL: decisions are published for the workers to apply")
-    prod = producer(settings)
+        raise ConfigurationError("set BRIDGE_BROKER_URL: decisions are published for the workers to apply")
+    started = time.monotonic()
     try:
-        future = prod.send(DECISIONS.name, key=decision.review_id.encode(), value=decision.model_dump_json().encode())
-        prod.flush()
-        future.get(timeout=30)
-    except Exception as exc:  # noqa: BLE001 - any failure means the decision was not recorded
-        raise BridgeError(f"the decision was not published ({type(exc).__name__}); check the broker and try again") from exc
-    finally:
-        prod.close()
+        prod = producer(settings)
+        try:
+            future = prod.send(DECISIONS.name, key=decision.review_id.encode(), value=decision.model_dump_json().encode())
+            prod.flush(timeout=SEND_TIMEOUT_S)
+            future.get(timeout=SEND_TIMEOUT_S)
+        finally:
+            prod.close(timeout=5)
+    except kafka_errors.KafkaError as exc:
+        # Any failure means the decision was not recorded: say so, and why (the broker, its credentials).
+        failure = kafka_failure(exc, started)
+        failure.args = (f"the decision was not published: {failure}; then try again",)
+        raise failure from None
 
 
 def _signing_key(settings: Settings, operator: str) -> Ed25519PrivateKey:

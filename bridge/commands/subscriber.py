@@ -7,6 +7,7 @@ committed), exactly as a downstream team would, and never touch the bridge's dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections import deque
@@ -20,10 +21,10 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from bridge.core.records import CreditRecord, LearnerIdentity, Source
-from bridge.kafka import kafka_python_client
-from bridge.errors import BridgeError, ConfigurationError
+from bridge.errors import BridgeError, ConfigurationError, DataError, UsageError
 from bridge.export import DEFAULT_ISSUER, FORMATS, Issuer, export
 from bridge.settings import Settings
+from bridge import topicio
 from bridge.topicio import QUIET_MS, Target, compacted, read_topic
 from bridge.transcript import Transcript, build_transcript, parse_published
 from topics import catalogue
@@ -37,7 +38,7 @@ _FOLLOW_POLL_MS = 500
 _READ_TIMEOUT_MS = 10_000
 
 
-class UnreadableValue(BridgeError):
+class UnreadableValue(DataError):
     """A value on a published topic that is not the JSON its schema describes."""
 
     def __init__(self, topic: str, key: str, problem: str) -> None:
@@ -109,18 +110,22 @@ def cmd_tail(args: argparse.Namespace) -> int:
     key = args.key.encode("utf-8") if args.key is not None else None
     out = sys.stdout
     printed = 0
+    messages = tail_messages(
+        bootstrap,
+        spec.name,
+        follow=args.follow,
+        from_beginning=args.from_beginning,
+        key=key,
+        limit=args.limit,
+    )
     try:
-        for shown in tail_messages(
-            bootstrap,
-            spec.name,
-            follow=args.follow,
-            from_beginning=args.from_beginning,
-            key=key,
-            limit=args.limit,
-        ):
-            out.write(format_message(shown))
-            out.flush()
-            printed += 1
+        # closing: the consumer is closed at once also when the reader of stdout went away
+        # (BrokenPipeError, `bridge tail | head`), which the command line then ends quietly.
+        with contextlib.closing(messages):
+            for shown in messages:
+                out.write(format_message(shown))
+                out.flush()
+                printed += 1
     except KeyboardInterrupt:
         pass  # Ctrl-C is how follow mode ends: not an error.
     if printed == 0 and not args.follow:
@@ -138,7 +143,7 @@ def tail_messages(
     limit: int | None = None,
 ) -> Iterator[Shown]:
     """The messages ``bridge tail`` prints, in order (see the command's help for the modes)."""
-    consumer = KafkaConsumer(**kafka_python_client(bootstrap), group_id=None, enable_auto_commit=False)
+    consumer = topicio.consumer(bootstrap, group_id=None, enable_auto_commit=False)
     try:
         tps = _partitions(consumer, topic)
         consumer.assign(tps)
@@ -219,7 +224,7 @@ def _read_to_end(consumer: KafkaConsumer, ends: dict[TopicPartition, int]) -> It
         if not batches:
             if behind:
                 topics = ", ".join(sorted({tp.topic for tp in ends}))
-                raise BridgeError(f"reading {topics} stalled before its end offsets")
+                raise topicio.ReadStalled(f"reading {topics} stalled before its end offsets: check the broker and try again")
             return
         for records in batches.values():
             for record in records:
@@ -258,7 +263,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         issuer = Issuer(url=args.issuer_url, name=args.issuer_name)
     except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     transcript = load_transcript(_bootstrap(), args.learner_id)
     document = export(transcript, args.fmt, issuer, datetime.now(UTC))
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"

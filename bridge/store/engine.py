@@ -13,11 +13,18 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_errors
 from sqlalchemy.engine import make_url
+
+from bridge.errors import BridgeError, ConfigurationError, DatabaseUnavailable, DataError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 WRITER_OPTION = "bridge_writer"
+
+#: Seconds a connection attempt to a database server may take (PostgreSQL's ``connect_timeout``),
+#: unless the URL sets its own.
+CONNECT_TIMEOUT_S = 10
 
 #: How long SQLite waits for another writer (another worker or the CLI) before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -40,6 +47,10 @@ class SQLiteOpener:
 
     def __call__(self) -> sqlite3.Connection:
         mode = "rwc" if self.may_create else "rw"
+        if self.may_create:
+            # Only what creates the database creates its directory: a read-only command on a
+            # mistyped path leaves nothing behind.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             f"{self._uri}?mode={mode}", uri=True, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
         )
@@ -83,7 +94,6 @@ def build_engine(url: str, *, create: bool = True) -> Engine:
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         if parsed.database and parsed.database != ":memory:" and not parsed.query:
             path = Path(parsed.database).expanduser().absolute()
-            path.parent.mkdir(parents=True, exist_ok=True)
             opener = SQLiteOpener(path, create=create)
             engine = create_engine(url, creator=opener)
             _OPENERS[engine.dialect] = opener
@@ -116,9 +126,18 @@ def build_engine(url: str, *, create: bool = True) -> Engine:
         # psycopg 3 is the driver the project installs.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # Sessions in UTC, whatever the server's default: stored state text must not depend on it.
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"options": "-c timezone=UTC"}
-    )
+    connect_args: dict[str, object] = {"options": "-c timezone=UTC"}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # A server that does not answer fails a connection attempt in seconds, not the minutes of
+        # the operating system's TCP timeout.
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"BRIDGE_DATABASE_URL needs the database driver {exc.name or parsed.get_driver_name()}, which is not "
+            "installed: use postgresql+psycopg:// (installed with the bridge) or install the driver"
+        ) from None
 
 
 def writer(engine: Engine, *, serializable: bool = False) -> Engine:
@@ -157,3 +176,73 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The path of the SQLite file ``url`` names when that file does not exist; ``None`` otherwise
+    (another database, in memory, or a file that is there)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.query.get("uri"):
+        return None
+    path = Path(parsed.database).expanduser().absolute()
+    return None if path.exists() else path
+
+
+def require_existing(url: str) -> None:
+    """For commands that only read: raise :class:`DatabaseUnavailable` when ``url`` names a SQLite
+    file that does not exist, before anything could create it."""
+    path = missing_sqlite_file(url)
+    if path is not None:
+        raise DatabaseUnavailable(
+            f"the database {path} does not exist: check BRIDGE_DATABASE_URL (a worker's first start or "
+            "`bridge db upgrade` creates it)"
+        )
+
+
+def database_failure(exc: sa_errors.SQLAlchemyError, url: str) -> BridgeError:
+    """What a command says, in one line, when the database at ``url`` failed with ``exc``: never
+    the password, never a traceback."""
+    shown = safe_url(url)
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        return DatabaseUnavailable(
+            f"the database {missing} does not exist: check BRIDGE_DATABASE_URL (a worker's first start or "
+            "`bridge db upgrade` creates it)"
+        )
+    cause = _first_line(exc, url)
+    if isinstance(exc, (sa_errors.ProgrammingError, sa_errors.NoSuchTableError)) or "no such table" in cause:
+        return DataError(
+            f"the database at {shown} does not hold the bridge's schema ({cause}): check BRIDGE_DATABASE_URL, "
+            "or run `bridge db upgrade`"
+        )
+    if isinstance(exc, (sa_errors.OperationalError, sa_errors.InterfaceError)):
+        return DatabaseUnavailable(
+            f"the database at {shown} did not answer ({cause}): check BRIDGE_DATABASE_URL and that the "
+            "database is running and reachable"
+        )
+    if isinstance(exc, sa_errors.ArgumentError):
+        return ConfigurationError(f"BRIDGE_DATABASE_URL cannot be used ({type(exc).__name__}): fix it")
+    return DatabaseUnavailable(f"the database at {shown} failed ({cause}): check it and BRIDGE_DATABASE_URL")
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password hidden (``***``), for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa_errors.ArgumentError:
+        return "BRIDGE_DATABASE_URL"
+
+
+def _first_line(exc: sa_errors.SQLAlchemyError, url: str) -> str:
+    """The driver's own message, first line, without the password should a driver quote it."""
+    original = getattr(exc, "orig", None) or exc
+    text = (str(original).strip().splitlines() or [type(original).__name__])[0].strip()
+    try:
+        password = make_url(url).password
+    except sa_errors.ArgumentError:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return f"{type(original).__name__}: {text}" if text else type(original).__name__

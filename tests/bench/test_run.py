@@ -43,11 +43,11 @@ def test_explicit_options_win_over_the_quick_defaults() -> None:
 
 
 def test_postgres_can_be_skipped_or_pointed_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BRIDGE_TEST_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("TEST_POSTGRES_URL", raising=False)
     assert plan("--skip-postgres").postgres_url is None
     assert plan().postgres_url.startswith("postgresql://")
     assert plan("--postgres-url", "postgresql://u:p@db:5432/x").postgres_url == "postgresql://u:p@db:5432/x"
-    monkeypatch.setenv("BRIDGE_TEST_POSTGRES_URL", "postgresql://env@h/db")
+    monkeypatch.setenv("TEST_POSTGRES_URL", "postgresql://env@h/db")
     assert plan().postgres_url == "postgresql://env@h/db"
 
 

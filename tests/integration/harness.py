@@ -184,7 +184,7 @@ OUTPUT_TOPIC_NAMES = tuple(t.name for t in catalogue.OUTPUT_TOPICS)
 def backend_database(backend: str, workdir: Path) -> Iterator[str]:
     """A URL of an empty database of ``backend`` (``sqlite`` or ``postgresql``) for as long as the
     context lasts: for bridges that outlive one test (module-scoped fixtures). PostgreSQL needs
-    ``BRIDGE_TEST_POSTGRES_URL`` as in ``tests/conftest.py``: skipped without it, failed under CI."""
+    ``TEST_POSTGRES_URL`` as in ``tests/conftest.py``: skipped without it, failed under CI."""
     if backend == "sqlite":
         yield f"sqlite:///{workdir / 'bridge.db'}"
         return

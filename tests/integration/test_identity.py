@@ -12,6 +12,7 @@ import pytest
 
 from bridge.cli import main as bridge_cli
 from bridge.core.records import learner_id_for, record_id_for
+from bridge.errors import EXIT_CONFIG
 from tests.factories import BEIJING, OU, UNION, encode, ou_event, resident_id, union_event
 from tests.integration.harness import Bridge
 from topics import catalogue
@@ -198,7 +199,7 @@ def test_production_profile_refuses_the_development_key(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     env.update(BRIDGE_PROFILE="production", BRIDGE_BROKER_URL="kafka://127.0.0.1:9", BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
     done = subprocess.run([sys.executable, "-m", "bridge", "worker"], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
+    assert done.returncode == EXIT_CONFIG
     assert "BRIDGE_PSEUDONYM_KEY" in done.stderr
 
 

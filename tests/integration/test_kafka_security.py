@@ -18,6 +18,7 @@ import pytest
 from bridge.admin import apply_topics
 from bridge.cli import main as bridge_cli
 from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
+from bridge.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
 from bridge.topicio import compacted, producer, read_topic
@@ -96,7 +97,7 @@ def test_an_untrusted_broker_certificate_is_a_clear_error(tls_broker: TlsBroker,
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("BRIDGE_KAFKA_SSL_CAFILE", str(other_ca))
     started = time.monotonic()
-    assert bridge_cli(["topics", "apply"]) != 0
+    assert bridge_cli(["topics", "apply"]) == EXIT_UNAVAILABLE
     assert time.monotonic() - started < 60
     err = capsys.readouterr().err
     assert "BRIDGE_KAFKA_SSL_CAFILE" in err and "Traceback" not in err
@@ -108,7 +109,7 @@ def test_a_missing_ca_file_is_a_configuration_error(tls_broker: TlsBroker, tmp_p
     for name, value in _env(settings, tmp_path).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("BRIDGE_KAFKA_SSL_CAFILE", str(tmp_path / "nope.pem"))
-    assert bridge_cli(["topics", "apply"]) != 0
+    assert bridge_cli(["topics", "apply"]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert "BRIDGE_KAFKA_SSL_CAFILE" in err and "cannot be read" in err
 
@@ -118,6 +119,6 @@ def test_a_worker_that_does_not_trust_the_broker_stops_saying_why(tls_broker: Tl
     env = _env(_settings(tls_broker), tmp_path)
     env["BRIDGE_KAFKA_SSL_CAFILE"] = str(other_ca)
     code, log = refused_worker(env, tmp_path / "refused.log")
-    assert code == 2, log[-2000:]
+    assert code == EXIT_UNAVAILABLE, log[-2000:]
     assert "BRIDGE_KAFKA_SSL_CAFILE" in log.splitlines()[-1]
     assert "CERTIFICATE_VERIFY_FAILED" in log  # the handshake error itself, for the operator

@@ -15,6 +15,7 @@ from bridge.cli import main as bridge_cli
 from bridge.core.decisions import DECISION_REJECTED, DECISION_UNVERIFIED, DecisionAction, OperatorDecision
 from bridge.core.records import AccountRef, learner_id_for
 from bridge.core.signing import key_id_of
+from bridge.errors import EXIT_CONFIG
 from tests.integration.harness import Bridge
 from tests.integration.test_identity import family_phone, learner_of, operate_on
 from tests.operators import operator_key
@@ -115,10 +116,10 @@ def test_review_commands_refuse_to_publish_what_the_workers_would_not_apply(brid
     (review,) = bridge.reviews()
     operate_on(bridge, monkeypatch, "op-17")
     # Signing as op-17 while claiming to be op-3: refused before anything is published.
-    assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-3"]) == 2
+    assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-3"]) == EXIT_CONFIG
     assert "trusted for operator op-17" in capsys.readouterr().err
     # No signing key: refused, saying what to set.
     monkeypatch.delenv("BRIDGE_OPERATOR_SIGNING_KEY")
-    assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-17"]) == 2
+    assert bridge_cli(["review", "reject", review["review_id"], "--by", "op-17"]) == EXIT_CONFIG
     assert "BRIDGE_OPERATOR_SIGNING_KEY" in capsys.readouterr().err
     assert bridge.topic(catalogue.DECISIONS) == []

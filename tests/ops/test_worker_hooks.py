@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
 from datetime import datetime, timezone
 from unittest.mock import create_autospec
@@ -145,8 +144,8 @@ def test_readiness_needs_the_assignment_and_the_database(runtime: Runtime, tmp_p
         assert worker.is_ready()
         # A database that cannot be opened: not ready, and the failure is counted.
         unreachable = Settings(database_url=f"sqlite:///{tmp_path}/missing/dir/x.db")
-        worker.runtime = Runtime(unreachable, build_engine(unreachable.database_url), runtime.pipeline, runtime.metrics)
-        shutil.rmtree(tmp_path / "missing")
+        worker.runtime = Runtime(unreachable, build_engine(unreachable.database_url, create=False), runtime.pipeline,
+                                 runtime.metrics)
         assert not worker.check_database() and not worker.is_ready()
         assert _value(runtime, "bridge_database_errors_total", operation="health_check") == 1
     finally:

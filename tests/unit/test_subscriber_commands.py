@@ -10,6 +10,7 @@ import pytest
 from bridge import cli
 from bridge.commands.subscriber import Shown, format_message, format_transcript
 from bridge.core.records import AccountRef, CreditRecord, LearnerIdentity, Source, record_id_for
+from bridge.errors import EXIT_CONFIG
 from bridge.transcript import build_transcript
 
 
@@ -67,7 +68,7 @@ def test_transcript_table_shows_merge_records_and_totals():
 def test_commands_without_a_broker_say_which_setting_to_set(monkeypatch, capsys):
     monkeypatch.delenv("BRIDGE_BROKER_URL", raising=False)
     for argv in (["tail", "credit.records.v1"], ["transcript", "lrn_x"], ["export", "lrn_x", "--format", "clr"]):
-        assert cli.main(argv) == 2
+        assert cli.main(argv) == EXIT_CONFIG
         assert "BRIDGE_BROKER_URL" in capsys.readouterr().err
 
 
