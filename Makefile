@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration schemas bench bench-quick bench-crowd clean
+.PHONY: demo test unit integration schemas bench bench-quick bench-crowd bench-backfill clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-quick: $(STAMP)
 ## Cost of one event when many accounts share one name+mobile (issue 11, identity rule 8).
 bench-crowd: $(STAMP)
 	$(PY) -m bench.crowd
+
+## Backfill rate against the streamed rate of the same machine (issue 15).
+bench-backfill: $(STAMP)
+	$(PY) -m bench.backfill
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

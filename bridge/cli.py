@@ -36,7 +36,8 @@ log = logging.getLogger("bridge")
 
 #: Modules that add their own subcommands: each has ``register(subparsers)``, which adds parsers
 #: whose ``fn`` default takes the parsed arguments and returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber", "bridge.commands.recovery", "bridge.commands.deadletters")
+COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber", "bridge.commands.recovery", "bridge.commands.deadletters",
+                                    "bridge.commands.backfill")
 
 
 @contextlib.contextmanager
@@ -176,6 +177,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "transcript": _KAFKA,
     "export": _KAFKA,
     "republish": ("BRIDGE_DATABASE_URL",),
+    "backfill": ("BRIDGE_*",),
     "deadletters list": _KAFKA,
     "deadletters show": (*_KAFKA, "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),
     "deadletters replay": (*_KAFKA, "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),

@@ -56,6 +56,8 @@ class Inbound:
     offset: int
     key: bytes | None
     value: bytes | None
+    source: str | None = None
+    """The file a backfilled line came from (its coordinates are then the line's); ``None`` for Kafka."""
 
 
 @dataclass
@@ -111,6 +113,7 @@ def dead_letter(msg: Inbound, reason: str, code: str, now: datetime, sealer: Sea
         payload_encrypted=sealed,
         key_id=key_id,
         dead_lettered_at=now,
+        source_file=msg.source,
     )
 
 

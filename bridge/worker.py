@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bootstrap import Runtime
 from bridge.errors import EXIT_FATAL, EXIT_SHUTDOWN_OVERRUN
-from bridge.core.records import DEADLETTER_KEY_BOUND, MESSAGE_BOUND, OUTPUT_VALUE_BOUND
+from bridge.core.records import DEADLETTER_KEY_BOUND, MESSAGE_BOUND, OUTPUT_VALUE_BOUND, DeadLetter
 from bridge.failures import RACE_STATES, UNIQUE_VIOLATION, Failure, classify
 from bridge.kafka import faust_kwargs
 from bridge.metrics import Metrics
@@ -266,6 +266,10 @@ class StreamWorker:
             if result.reviews:
                 await self.refresh_reviews()
             return result
+
+    async def publish_dead_letters(self, letters: list[tuple[Inbound, DeadLetter]]) -> None:
+        """Publish dead letters made outside a batch (a backfill's lines of no known platform)."""
+        await self._retrying("publish", lambda: self._publish_dead_letters(BatchResult(dead_letters=letters)))
 
     async def drain_outbox(self) -> None:
         """Publish what earlier batches (maybe of a crashed worker) left in the outbox."""

@@ -131,6 +131,11 @@ class DeadLetter(_Out):
         description="Id of the dead-letter key `payload_encrypted` is sealed under; null when no payload is carried."
     )
     dead_lettered_at: datetime
+    source_file: str | None = Field(
+        default=None,
+        description="For a line of a file loaded by `bridge backfill`: the file's name; `partition` is then -1 "
+        "and `offset` the line number. Null for a message consumed from Kafka.",
+    )
 
 
 #: CONTRACT §1/§2: no message in or out exceeds 1 MiB.

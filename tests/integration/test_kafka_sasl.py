@@ -19,6 +19,7 @@ import pytest
 
 from bridge.cli import main as bridge_cli
 from bridge.core.records import learner_id_for
+from bridge.errors import EXIT_CONFIG
 from tests.integration.harness import Bridge, kafka_security_env
 from tests.integration.secure import SaslBroker, refused_worker, stunnel_binary
 from tests.integration.test_identity import family_phone, learner_of, method_of, operate_on
@@ -81,6 +82,21 @@ def test_a_worker_an_operator_and_the_tools_work_over_sasl(sasl_broker: SaslBrok
         transcript = json.loads(capsys.readouterr().out)
         assert transcript["learner_id"] == chosen
         assert {"platform": "union", "account": "GH1"} in transcript["accounts"]
+        assert bridge_cli(["export", chosen, "--format", "xapi"]) == 0
+        assert chosen in "".join(capsys.readouterr())  # read over SASL; nothing completed to export
+
+        # The tools that write: simulated traffic, a backfill, and dead letters read back.
+        assert bridge_cli(["simulate", "--count", "40", "--seed", "3"]) == 0
+        history = tmp_path / "history.jsonl"
+        history.write_bytes(b'{"msgId": "u-sasl-1"}\n')  # a bad line: dead-lettered with file and line
+        for name, value in bridge.env().items():
+            if name.startswith("BRIDGE_") and "KAFKA" not in name:
+                monkeypatch.setenv(name, value)
+        assert bridge_cli(["backfill", str(history), "--state-dir", str(tmp_path / "state")]) == 0
+        capsys.readouterr()
+        assert bridge_cli(["deadletters", "list", "--json"]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert any(d["partition"] == -1 and d["offset"] == 1 and d["reason_code"] == "missing_field" for d in listed)
     finally:
         bridge.close()
     users = {user for user, ok in sasl_broker.gate.attempts if ok}
@@ -96,7 +112,7 @@ def test_a_wrong_password_is_one_clear_line(sasl_broker: SaslBroker, tmp_path: P
     for argv in (["topics", "apply"], ["tail", catalogue.CREDIT_RECORDS.name, "-n", "1"]):
         capsys.readouterr()
         started = time.monotonic()
-        assert bridge_cli(argv) == 2, argv
+        assert bridge_cli(argv) == EXIT_CONFIG, argv
         assert time.monotonic() - started < 60
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1, err
@@ -131,7 +147,7 @@ def test_a_worker_with_a_wrong_password_stops_saying_why(sasl_broker: SaslBroker
         bridge.broker = _Kept()  # the broker is the fixture's to stop
         bridge.close()
     code, log = refused_worker(env, tmp_path / "refused.log")
-    assert code == 2, log[-2000:]
+    assert code == EXIT_CONFIG, log[-2000:]
     last = log.strip().splitlines()[-1]
     assert "refused the credentials" in last and "BRIDGE_KAFKA_SASL_PASSWORD" in last, last
     assert WRONG not in log

@@ -1,0 +1,232 @@
+"""``bridge backfill``: the platforms' history, loaded from their export files (CONTRACT §5).
+
+Each file holds one JSON event per line in the formats of CONTRACT §1 (``.jsonl``, or gzip
+compressed). Lines go through the same pipeline as the stream, in batches, in this process: the
+same parsing, the same unit of work (facts, evidence, identities, records and the outbox in one
+transaction), the same retry of what is transient and isolation of what the data breaks
+(:class:`bridge.worker.StreamWorker`), and this process publishes what the batches queued and
+their dead letters, as a worker does. So the result is the stream's, in any order relative to
+the live stream (identities and records are functions of the set of events), and a second run
+of the same files changes nothing (an event is recognised by its platform and id).
+
+A line's coordinates are its topic (the platform's input topic), partition ``-1`` (a file, not
+Kafka) and its line number as the offset; a dead letter of a bad line also names the file. The
+lines committed of each file are kept in a checkpoint under ``--state-dir``, so an interrupted
+backfill continues where it stopped (what was committed again after the last checkpoint is
+recognised and changes nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from bridge.core.records import MESSAGE_BOUND
+from bridge.errors import ConfigurationError
+from bridge.pipeline import BatchResult, Inbound, dead_letter
+from bridge.settings import Settings
+from topics import catalogue
+
+log = logging.getLogger(__name__)
+
+#: The partition of every line's coordinates: it came from a file, not from Kafka.
+FILE_PARTITION = -1
+#: Lines per transaction. Larger than the stream's batches: a backfill has no latency to keep,
+#: and each transaction's fixed costs (guard check, identity re-resolution, commit) spread over more.
+DEFAULT_BATCH = 2_000
+#: How many of a file's first lines tell its platform (see :func:`file_topic_of`).
+FILE_SAMPLE_LINES = 1_000
+#: How often the progress line is rewritten (seconds).
+PROGRESS_EVERY_S = 1.0
+
+#: A field every message of a platform carries at its top level and no other platform's does
+#: (CONTRACT §1), by platform topic: how a line's platform is told from its content.
+_SIGNATURES = {
+    "msgId": catalogue.UNION_EVENTS.name,
+    "event_id": catalogue.OU_EVENTS.name,
+}
+_PLATFORM_TOPICS = {"union": catalogue.UNION_EVENTS.name, "ou": catalogue.OU_EVENTS.name}
+UNKNOWN_PLATFORM_REASON = (
+    "the platform of this line cannot be told from its content (not a JSON object with exactly one "
+    "platform's id field: msgId or event_id); fix the line, or give --platform for a file of one platform"
+)
+
+
+def topic_of(value: bytes) -> str | None:
+    """The input topic whose format ``value`` is in, told by its signature field; ``None`` if none."""
+    if len(value) > MESSAGE_BOUND:
+        return None
+    try:
+        obj = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    found = {topic for name, topic in _SIGNATURES.items() if name in obj}
+    return found.pop() if len(found) == 1 else None
+
+
+def file_topic_of(path: Path, sample: int = FILE_SAMPLE_LINES) -> str | None:
+    """The one platform topic of the lines among the first ``sample`` whose platform can be told,
+    or ``None`` when they are of several (or none). A line of no told platform in a file of one
+    platform is that platform's, so its own adapter says what is wrong with it."""
+    found: set[str] = set()
+    for _number, value, _fraction in read_lines(path):
+        if sample <= 0:
+            break
+        sample -= 1
+        topic = topic_of(value)
+        if topic is not None:
+            found.add(topic)
+    return found.pop() if len(found) == 1 else None
+
+
+def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, float]]:
+    """``(line number, bytes, fraction of the file read)`` of each non-blank line after ``start``.
+
+    A gzip file is recognised by its magic bytes, whatever its name.
+    """
+    size = max(path.stat().st_size, 1)
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        lines = gzip.GzipFile(fileobj=raw) if compressed else raw
+        for number, line in enumerate(lines, 1):
+            if number <= start:
+                continue
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield number, line, raw.tell() / size
+
+
+@dataclass
+class Checkpoint:
+    """The last line of ``path`` whose batch committed, kept in ``state_dir`` by the file's
+    identity (path, size, modification time): a changed file starts again from its first line."""
+
+    state_dir: Path
+    path: Path
+    line: int = 0
+
+    @property
+    def _file(self) -> Path:
+        stat = self.path.stat()
+        identity = f"{self.path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        return self.state_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:24]}.json"
+
+    def load(self) -> Checkpoint:
+        try:
+            self.line = int(json.loads(self._file.read_text())["line"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.line = 0
+        return self
+
+    def save(self, line: int, done: bool = False) -> None:
+        self.line = line
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self._file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"path": str(self.path.resolve()), "line": line, "done": done}))
+        temporary.replace(self._file)
+
+
+@dataclass
+class FileSummary:
+    path: Path
+    lines: int = 0
+    skipped: int = 0
+    processed: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        rate = self.lines / self.seconds if self.seconds > 0 else 0.0
+        resumed = f", {self.skipped:,} already loaded before" if self.skipped else ""
+        return (f"{self.path.name}: {self.lines:,} lines in {self.seconds:.1f} s ({rate:,.0f}/s): "
+                f"{self.processed:,} events processed, {self.duplicates:,} already known, "
+                f"{self.dead_lettered:,} dead-lettered{resumed}")
+
+
+@dataclass
+class Progress:
+    """One line on standard error, rewritten in place: lines, events/s, ETA."""
+
+    out: TextIO = field(default_factory=lambda: sys.stderr)
+    _shown: float = 0.0
+
+    def show(self, name: str, lines: int, started: float, fraction: float, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._shown < PROGRESS_EVERY_S:
+            return
+        self._shown = now
+        elapsed = max(now - started, 1e-9)
+        eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else 0.0
+        text = (f"backfill {name}: {lines:,} lines, {lines / elapsed:,.0f} lines/s, "
+                f"{fraction:.0%}, ETA {eta:,.0f} s")
+        end = "\n" if final or not self.out.isatty() else "\r"
+        print(text, file=self.out, end=end, flush=True)
+
+
+class Backfill:
+    """Loads files through ``worker`` (a :class:`bridge.worker.StreamWorker`), which persists and
+    publishes each batch as the stream does."""
+
+    def __init__(self, worker: Any, state_dir: Path, *, platform: str | None = None,
+                 batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
+        if platform is not None and platform not in _PLATFORM_TOPICS:
+            raise ConfigurationError(f"--platform must be one of {', '.join(_PLATFORM_TOPICS)}")
+        self.worker = worker
+        self.state_dir = state_dir
+        self.topic = _PLATFORM_TOPICS[platform] if platform else None
+        self.batch_size = max(batch_size, 1)
+        self.progress = progress or Progress()
+
+    async def load(self, path: Path) -> FileSummary:
+        """Load one file from its checkpoint on; returns what it did."""
+        summary = FileSummary(path)
+        checkpoint = Checkpoint(self.state_dir, path).load()
+        summary.skipped = checkpoint.line
+        started = time.monotonic()
+        file_topic = self.topic or file_topic_of(path)
+        batch: list[Inbound] = []
+        fraction, last = 0.0, checkpoint.line
+        for number, value, fraction in read_lines(path, checkpoint.line):
+            topic = self.topic or topic_of(value) or file_topic or ""
+            batch.append(Inbound(topic, FILE_PARTITION, number, None, value, source=path.name))
+            summary.lines += 1
+            last = number
+            if len(batch) >= self.batch_size:
+                await self._commit(batch, summary, checkpoint)
+                batch = []
+                self.progress.show(path.name, summary.lines, started, fraction)
+        if batch:
+            await self._commit(batch, summary, checkpoint)
+        checkpoint.save(last, done=True)
+        summary.seconds = time.monotonic() - started
+        self.progress.show(path.name, summary.lines, started, 1.0, final=True)
+        return summary
+
+    async def _commit(self, batch: Sequence[Inbound], summary: FileSummary, checkpoint: Checkpoint) -> None:
+        """Persist and publish one batch, then move the file's checkpoint past it."""
+        known = [m for m in batch if m.topic]
+        result = await self.worker.handle(known) if known else BatchResult()
+        pipeline = self.worker.pipeline
+        unknown = [
+            (m, dead_letter(m, UNKNOWN_PLATFORM_REASON, "unknown_platform", pipeline.clock(), pipeline.sealer))
+            for m in batch if not m.topic
+        ]
+        if unknown:
+            await self.worker.publish_dead_letters(unknown)
+        summary.processed += sum(result.processed.values())
+        summary.duplicates += result.duplicates
+        summary.dead_lettered += len(result.dead_letters) + len(unknown)
+        checkpoint.save(batch[-1].offset)
