@@ -36,8 +36,13 @@ log = logging.getLogger("bridge")
 
 #: Modules that add their own subcommands: each has ``register(subparsers)``, which adds parsers
 #: whose ``fn`` default takes the parsed arguments and returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("bridge.commands.identity", "bridge.commands.subscriber", "bridge.commands.recovery", "bridge.commands.deadletters",
-                                    "bridge.commands.backfill")
+COMMAND_MODULES: tuple[str, ...] = (
+    "bridge.commands.identity",
+    "bridge.commands.subscriber",
+    "bridge.commands.recovery",
+    "bridge.commands.deadletters",
+    "bridge.commands.backfill",
+)
 
 
 @contextlib.contextmanager

@@ -255,9 +255,7 @@ class Settings(BaseSettings):
 
 def secret_variables() -> tuple[str, ...]:
     """The environment variables of the secret settings (those typed ``SecretStr``)."""
-    return tuple(
-        f"BRIDGE_{name.upper()}" for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
-    )
+    return tuple(variable_of(name) for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation))
 
 
 def variable_of(field: str) -> str:
