@@ -18,7 +18,6 @@ recognised and changes nothing).
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import json
@@ -33,7 +32,6 @@ from typing import Any, TextIO
 from bridge.core.records import MESSAGE_BOUND
 from bridge.errors import ConfigurationError
 from bridge.pipeline import BatchResult, Inbound, dead_letter
-from bridge.settings import Settings
 from topics import catalogue
 
 log = logging.getLogger(__name__)

@@ -25,11 +25,10 @@ from bridge.errors import (
     EXIT_FATAL,
     EXIT_INTERRUPTED,
     BridgeError,
-    ConfigurationError,
     UsageError,
 )
 from bridge.observability import scrub_secrets
-from bridge.settings import Settings, settings_problem, variables_for
+from bridge.settings import Settings, broker_settings, settings_problem, variables_for
 from bridge.topicio import quiet_kafka_close
 
 log = logging.getLogger("bridge")
@@ -95,9 +94,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_topics_apply(args: argparse.Namespace) -> int:
     from bridge.admin import apply_topics, format_report
 
-    settings = Settings()
-    if not settings.broker_url:
-        raise ConfigurationError("set BRIDGE_BROKER_URL to the Kafka bootstrap whose topics should be applied")
+    settings = broker_settings("the Kafka bootstrap whose topics should be applied")
     reports = apply_topics(settings, create=not args.check)
     print(format_report(reports))
     return 1 if any(r.action in ("differs", "missing") for r in reports) else 0
@@ -106,9 +103,7 @@ def cmd_topics_apply(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from bridge.demo import produce_simulation, write_equivalences
 
-    settings = Settings()
-    if not settings.broker_url:
-        raise ConfigurationError("set BRIDGE_BROKER_URL to the broker to send to, or run `bridge demo` for everything at once")
+    settings = broker_settings("the broker to send to, or run `bridge demo` for everything at once")
     if args.equivalences_out:
         write_equivalences(args.equivalences_out)
         print(f"wrote the simulated course-equivalence table to {args.equivalences_out}")

@@ -253,6 +253,15 @@ class Settings(BaseSettings):
         return Settings.model_validate(data)
 
 
+def broker_settings(what: str) -> Settings:
+    """The settings from the environment for a command that needs a broker: ``BRIDGE_BROKER_URL``
+    must be set, to ``what`` (said in the error when it is not)."""
+    settings = Settings()
+    if not settings.broker_url:
+        raise ConfigurationError(f"set BRIDGE_BROKER_URL to {what}")
+    return settings
+
+
 def secret_variables() -> tuple[str, ...]:
     """The environment variables of the secret settings (those typed ``SecretStr``)."""
     return tuple(variable_of(name) for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation))

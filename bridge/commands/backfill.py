@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import ConfigurationError, UsageError
-from bridge.settings import Settings
+from bridge.errors import UsageError
+from bridge.settings import Settings, broker_settings
 
 #: Longest wait for the broker to acknowledge one message the backfill publishes.
 ACK_TIMEOUT_S = 60.0
@@ -42,10 +42,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
         raise UsageError(f"no such file: {', '.join(missing)}; give the paths of the export files")
-    settings = Settings()
-    if not settings.broker_url:
-        raise ConfigurationError("set BRIDGE_BROKER_URL to the Kafka bootstrap the workers publish to")
-    return asyncio.run(_run(settings, args))
+    return asyncio.run(_run(broker_settings("the Kafka bootstrap the workers publish to"), args))
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 
 from bridge.core.records import DeadLetter
 from bridge.core.sealing import Sealer, SealError
-from bridge.errors import BridgeError, ConfigurationError
-from bridge.settings import Settings
+from bridge.errors import BridgeError
+from bridge.settings import Settings, broker_settings
 from bridge.topicio import iter_topic, producer
 from bridge.transcript import parse_published
 from topics import catalogue
@@ -94,7 +94,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    letters = sorted(select(read_letters(_settings()), args), key=lambda x: (_utc(x.letter.dead_lettered_at), x.where))
+    letters = sorted(select(read_letters(broker_settings("the Kafka bootstrap of bridge.deadletter.v1")), args), key=lambda x: (_utc(x.letter.dead_lettered_at), x.where))
     for item in letters:
         print(json.dumps(summary_json(item), ensure_ascii=False) if args.json else format_line(item))
     counts = Counter(item.letter.reason_code for item in letters)
@@ -105,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = broker_settings("the Kafka bootstrap of bridge.deadletter.v1")
     wanted = args.coordinates
     found = [item for item in read_letters(settings) if _coords_of(item) == wanted]
     if not found:
@@ -122,7 +122,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     filtered = any((args.reason_code, args.topic, args.since, args.until, args.coordinates))
     if not (filtered or args.all):
         raise BridgeError("select what to replay: --reason-code, --topic, --since/--until, coordinates, or --all")
-    settings = _settings()
+    settings = broker_settings("the Kafka bootstrap of bridge.deadletter.v1")
     wanted = set(args.coordinates)
     chosen = [x for x in select(read_letters(settings), args) if not wanted or _coords_of(x) in wanted]
     chosen.sort(key=_coords_of)  # source order: a key's events go back in the order they came
@@ -276,13 +276,6 @@ def _replay_key(key: bytes | None) -> bytes | None:
     if key is None or _DIGEST_KEY.fullmatch(key):
         return None
     return key
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    if not settings.broker_url:
-        raise ConfigurationError("set BRIDGE_BROKER_URL to the Kafka bootstrap of bridge.deadletter.v1")
-    return settings
 
 
 def _sealer(settings: Settings) -> Sealer:

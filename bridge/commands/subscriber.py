@@ -21,9 +21,9 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from bridge.core.records import CreditRecord, LearnerIdentity, Source
-from bridge.errors import BridgeError, ConfigurationError, DataError, UsageError
+from bridge.errors import BridgeError, DataError, UsageError
 from bridge.export import DEFAULT_ISSUER, FORMATS, Issuer, export
-from bridge.settings import Settings
+from bridge.settings import Settings, broker_settings
 from bridge import topicio
 from bridge.topicio import QUIET_MS, Target, compacted, read_topic
 from bridge.transcript import Transcript, build_transcript, parse_published
@@ -352,10 +352,7 @@ def _latest(bootstrap: Target, topic: str, model: type[BaseModel]) -> dict[str, 
 
 def _bootstrap() -> Settings:
     """The settings to connect with (bootstrap, TLS and SASL)."""
-    settings = Settings()
-    if not settings.broker_url:
-        raise ConfigurationError("set BRIDGE_BROKER_URL to the Kafka bootstrap of the published topics")
-    return settings
+    return broker_settings("the Kafka bootstrap of the published topics")
 
 
 def _topic(name: str) -> catalogue.TopicSpec:
