@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -141,7 +143,8 @@ def test_a_worker_with_a_wrong_password_stops_saying_why(sasl_broker: SaslBroker
     bridge = Bridge(tmp_path / "bridge", f"sqlite:///{tmp_path}/bridge.db", broker=sasl_broker,
                     **_security(sasl_broker, WORKER, PASSWORDS[WORKER]))
     try:
-        assert bridge.cli("db", "upgrade")[0] == 0
+        with mock.patch.dict(os.environ, bridge.env(), clear=True):
+            assert bridge_cli(["db", "upgrade"]) == 0
         env = bridge.env(BRIDGE_KAFKA_SASL_PASSWORD=WRONG)
     finally:
         bridge.broker = _Kept()  # the broker is the fixture's to stop
