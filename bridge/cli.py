@@ -114,7 +114,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
-    return run_demo(count=args.count, seed=args.seed, rate=args.rate, workdir=args.workdir)
+    return run_demo(count=args.count, seed=args.seed, rate=args.rate, workdir=args.workdir, keep=args.keep)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="embedded broker + worker + simulated traffic, then a summary")
     traffic_options(demo, 5_000)
     demo.add_argument("--workdir", default="var/demo", help="where the demo keeps its database and logs")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the broker, worker and database up after the summary (until Ctrl-C), and print "
+                      "the settings to export for trying the operators' commands on them")
     demo.set_defaults(fn=cmd_demo)
 
     db = sub.add_parser("db", help="the identity registry and credit ledger")

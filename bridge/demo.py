@@ -198,8 +198,67 @@ def format_summary(sent: simulate.Expectation, db: dict[str, object], topics: di
     return "\n".join(lines)
 
 
-def run_demo(*, count: int, seed: int, rate: float | None, workdir: str) -> int:
-    """Run the demo end to end; returns the exit code."""
+#: The operator the demo's signing key speaks for (``bridge review link ... --by``).
+DEMO_OPERATOR = "demo-operator"
+#: Simulated history the kept demo leaves for ``bridge backfill`` to load.
+HISTORY_MESSAGES = 500
+
+
+def send_review_cases(settings: Settings) -> list[simulate.SimMessage]:
+    """Send :func:`bridge.simulate.review_cases` (people the bridge will not link alone)."""
+    cases = simulate.review_cases()
+    prod = producer(settings)
+    try:
+        for msg in cases:
+            prod.send(msg.topic, key=msg.key, value=msg.value)
+        prod.flush()
+    finally:
+        prod.close()
+    return cases
+
+
+def operator_keys(work: Path) -> tuple[Path, Path]:
+    """A signing key for :data:`DEMO_OPERATOR` and the trust file that names it: ``(trust, key)``."""
+    from bridge.core.signing import generate_private_key, private_key_pem, public_text
+
+    private = generate_private_key()
+    key = work / "operator.pem"
+    key.write_bytes(private_key_pem(private))
+    key.chmod(0o600)
+    trust = work / "operators.keys"
+    trust.write_text(f"{DEMO_OPERATOR} {public_text(private.public_key())}\n")
+    return trust, key
+
+
+def practice_guide(env: dict[str, str], key: Path, history: Path) -> str:
+    """What ``--keep`` prints: the settings to export, and commands to try on the live data."""
+    exports = [f"export {name}={env[name]}" for name in ("BRIDGE_BROKER_URL", "BRIDGE_DATABASE_URL")]
+    exports.append(f"export BRIDGE_OPERATOR_SIGNING_KEY={key}")
+    return "\n".join([
+        "",
+        "== the demo keeps running: its broker, worker and database stay up until Ctrl-C ==",
+        "In another shell (same directory, same virtual environment: . .venv/bin/activate):",
+        "",
+        *exports,
+        "",
+        "bridge review list                                   # the identity cases waiting for an operator",
+        "bridge review show REVIEW_ID",
+        f"bridge review link REVIEW_ID --learner LEARNER_ID --by {DEMO_OPERATOR}",
+        "bridge explain union:GH9900000001                    # why accounts belong together",
+        "bridge tail credit.records.v1 -n 5",
+        "bridge transcript LEARNER_ID",
+        "bridge export LEARNER_ID --format clr",
+        f"bridge backfill {history}      # more history, from a file",
+        "bridge deadletters list",
+        "bridge deadletters show TOPIC:PARTITION:OFFSET",
+        "",
+        f"Metrics: http://127.0.0.1:{env['BRIDGE_WEB_PORT']}/metrics   Press Ctrl-C here to stop.",
+    ])
+
+
+def run_demo(*, count: int, seed: int, rate: float | None, workdir: str, keep: bool = False) -> int:
+    """Run the demo end to end; returns the exit code. With ``keep``, the broker, the worker and
+    the database stay up after the summary, for an operator to practise on, until Ctrl-C."""
     work = Path(workdir)
     if work.exists():
         shutil.rmtree(work)
@@ -229,18 +288,31 @@ def run_demo(*, count: int, seed: int, rate: float | None, workdir: str) -> int:
             BRIDGE_WEB_HOST="127.0.0.1",
             BRIDGE_GROUP_ID=settings.group_id,
         )
+        trust, key = operator_keys(work)
+        env["BRIDGE_OPERATOR_KEYS"] = str(trust.resolve())
         worker = WorkerProcess.start(env, work / "worker.log")
         try:
             progress.show(f"worker started (pid {worker.process.pid}, metrics on :{settings.web_port}/metrics)", final=True)
             expectation = produce_simulation(settings, count=count, seed=seed, rate=rate, progress=progress)
-            wait_until_consumed(settings, worker, progress, expected=expectation.messages)
+            cases = send_review_cases(settings)
+            progress.show(f"sent {len(cases)} messages of people the bridge will not link alone", final=True)
+            wait_until_consumed(settings, worker, progress, expected=expectation.messages + len(cases))
             engine = build_engine(database_url)
             wait_outbox_empty(engine, worker)
+            with engine.connect() as conn:
+                db = Registry(conn).counts()
+            topics = topic_summary(settings)
+            print(format_summary(expectation, db, topics))
+            if keep:
+                history = work / "history.jsonl"
+                history.write_bytes(b"\n".join(m.value for m in simulate.generate(HISTORY_MESSAGES, seed=seed + 1)[0]))
+                print(practice_guide(env, key.resolve(), history.resolve()), flush=True)
+                try:
+                    while worker.process.poll() is None:
+                        time.sleep(1.0)
+                except KeyboardInterrupt:
+                    print("\nstopping the worker and the broker", file=sys.stderr)
         finally:
             code = worker.stop()
-        with engine.connect() as conn:
-            db = Registry(conn).counts()
-        topics = topic_summary(settings)
-    print(format_summary(expectation, db, topics))
     print(f"\nworker exited with code {code}; database {work / 'bridge.db'}, logs in {work}/")
     return 0

@@ -483,3 +483,46 @@ def summary_line(expectation: Expectation) -> str:
         f"both platforms, {e.linked_by_resident_id} linkable by resident ID, "
         f"{e.accounts_with_invalid_resident_id} accounts with an invalid resident ID"
     )
+
+
+def _valid_resident_id(first17: str) -> str:
+    return first17 + resident_id_check_character(first17)
+
+
+def review_cases() -> list[SimMessage]:
+    """A few people the bridge will not link alone, for ``bridge review`` to show (the demo sends
+    them after its traffic): each raises one review item.
+
+    - *ambiguous match*: two open-university learners with different resident IDs share one name
+      and mobile (a family phone), and a union member with no document shows the same name and
+      mobile: which of the two is it?
+    - *conflicting documents*: a union member's record shows one valid resident ID, then another.
+    """
+    at = "2024-06-20 10:00:00"
+    family = {"name": "陈　晓明", "mobile": "139 1000 2024"}
+    ou_learners = [("2442101900001", "110105198803120017"[:17]), ("2442101900002", "110105199107250021"[:17])]
+    messages = []
+    for n, (student_no, first17) in enumerate(ou_learners, 1):
+        value = {
+            "event_id": f"01REVIEWCASE0000000000000{n}", "event_type": "enrolment.created",
+            "occurred_at": 1718848800000 + n,
+            "learner": {"student_no": student_no,
+                        "identity_document": {"type": "RESIDENT_ID", "number": _valid_resident_id(first17)},
+                        "full_name": "陈晓明", "phone": "+86 13910002024"},
+            "course": {"course_id": OU_COURSES[n][0], "title": OU_COURSES[n][1], "credits": OU_COURSES[n][2],
+                       "contact_hours": OU_COURSES[n][3]},
+        }
+        messages.append(SimMessage(OU_TOPIC, student_no.encode(), json.dumps(value).encode()))
+    docless = {"msgId": "u-review-case-1", "eventType": "COURSE_ENROLL", "occurTime": at,
+               "member": {"memberNo": "GH9900000001", "idCardNo": "", **family, "orgName": _REGIONS[0][1]},
+               "course": {"courseCode": UNION_COURSES[0][0], "courseName": UNION_COURSES[0][1],
+                          "studyHours": UNION_COURSES[0][2]}}
+    messages.append(SimMessage(UNION_TOPIC, b"GH9900000001", json.dumps(docless, ensure_ascii=False).encode()))
+    for n, first17 in enumerate(("31010419850611003", "31010419870923004"), 2):
+        event = {"msgId": f"u-review-case-{n}", "eventType": "COURSE_ENROLL", "occurTime": at,
+                 "member": {"memberNo": "GH9900000002", "idCardNo": _valid_resident_id(first17),
+                            "name": "周　敏", "mobile": "13700001111", "orgName": _REGIONS[1][1]},
+                 "course": {"courseCode": UNION_COURSES[n][0], "courseName": UNION_COURSES[n][1],
+                            "studyHours": UNION_COURSES[n][2]}}
+        messages.append(SimMessage(UNION_TOPIC, b"GH9900000002", json.dumps(event, ensure_ascii=False).encode()))
+    return messages

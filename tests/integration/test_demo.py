@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,7 +73,11 @@ def test_demo_runs_end_to_end_and_reports_a_consistent_summary(tmp_path: Path) -
     union, ou = _number(events, r"union (\d+)"), _number(events, r"open university (\d+)")
     assert union > 0 and ou > 0, summary
     # Every good event is processed once: redeliveries are not counted twice, bad input not at all.
-    assert (union, ou) == (expected.union_events, expected.ou_events), summary
+    # The demo also sends a few people for the operators (simulate.review_cases).
+    cases = simulate.review_cases()
+    case_union = sum(1 for m in cases if m.topic == simulate.UNION_TOPIC)
+    assert (union, ou) == (expected.union_events + case_union, expected.ou_events + len(cases) - case_union), summary
+    assert _number(_line(summary, "review items"), r"^(\d+) on") >= 2, summary
 
     links = _number(_line(summary, "cross-platform links"), r"^(\d+) learners")
     assert links > 0, summary
@@ -86,3 +92,60 @@ def test_demo_runs_end_to_end_and_reports_a_consistent_summary(tmp_path: Path) -
     assert (workdir / "bridge.db").is_file()
     assert (workdir / "worker.log").is_file()
     assert "worker exited with code 0" in summary, output
+
+
+def test_a_kept_demo_is_a_practice_ground_for_the_operators_commands(tmp_path: Path) -> None:
+    """``bridge demo --keep``: after the summary the broker, worker and database stay up; the
+    settings it prints let a newcomer review, decide, backfill and read dead letters; Ctrl-C ends it."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BRIDGE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "demo", "--count", "300", "--seed", "5", "--workdir", str(tmp_path / "demo"),
+         "--keep"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        guide = []
+        deadline = time.monotonic() + TIMEOUT_S
+        for line in process.stdout:
+            guide.append(line)
+            if "Press Ctrl-C" in line:
+                break
+            assert time.monotonic() < deadline, "".join(guide)
+        exports = dict(re.findall(r"^export (BRIDGE_\w+)=(\S+)$", "".join(guide), re.MULTILINE))
+        assert set(exports) == {"BRIDGE_BROKER_URL", "BRIDGE_DATABASE_URL", "BRIDGE_OPERATOR_SIGNING_KEY"}, guide
+        shell = {**env, **exports}
+
+        def bridge(*argv: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "bridge", *argv], cwd=tmp_path, env=shell,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"bridge {' '.join(argv)}: {done.stderr}"
+            return done.stdout
+
+        items = json.loads(bridge("review", "list", "--json"))
+        kinds = sorted(item["kind"] for item in items)
+        assert kinds == ["ambiguous_match", "conflicting_document"], items
+        (ambiguous,) = [item for item in items if item["kind"] == "ambiguous_match"]
+        chosen = ambiguous["candidates"][0]
+        bridge("review", "link", ambiguous["review_id"], "--learner", chosen, "--by", "demo-operator")
+        history = re.search(r"^bridge backfill (\S+)", "".join(guide), re.MULTILINE).group(1)
+        assert "== backfill summary ==" in subprocess.run(
+            [sys.executable, "-m", "bridge", "backfill", history, "--state-dir", str(tmp_path / "state")],
+            cwd=tmp_path, env=shell, capture_output=True, text=True, timeout=300, check=True,
+        ).stderr
+        assert bridge("deadletters", "list").strip()
+        # The worker applies the signed decision: the docless account joins the chosen learner.
+        deadline = time.monotonic() + 60
+        while True:
+            explained = json.loads(bridge("explain", "union:GH9900000001", "--json"))
+            if explained.get("learner_id") == chosen:
+                break
+            assert time.monotonic() < deadline, explained
+            time.sleep(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    assert code == 0
