@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,8 +32,6 @@ from bridge.core.records import MESSAGE_BOUND
 from bridge.errors import ConfigurationError
 from bridge.pipeline import BatchResult, Inbound, dead_letter
 from topics import catalogue
-
-log = logging.getLogger(__name__)
 
 #: The partition of every line's coordinates: it came from a file, not from Kafka.
 FILE_PARTITION = -1
