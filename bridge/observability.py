@@ -94,24 +94,44 @@ class SecretScrubber(logging.Filter):
     """Replaces every configured secret in a record's message by :data:`REDACTED`.
 
     A handler filter, so it sees the records of every library: kafka-python, for one, logs its
-    whole configuration (the SASL password included) when ``BRIDGE_LOG_LEVEL=DEBUG``.
+    whole configuration (the SASL password included) when ``BRIDGE_LOG_LEVEL=DEBUG``. Without
+    ``secrets`` given, it scrubs the secret settings of the environment as they are when a record
+    is logged (read again only when one of those variables changed), so a handler installed
+    before the settings were known still scrubs them.
     """
 
     def __init__(self, secrets: Iterable[str] | None = None) -> None:
         super().__init__()
-        found = secret_values() if secrets is None else secrets
-        # Longest first, so a secret that contains another is replaced whole; very short values
-        # would redact ordinary words (and are refused as keys anyway).
-        self.secrets = sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+        self._fixed = None if secrets is None else _longest_first(secrets)
+        self._environment: tuple[str, ...] | None = None
+        self._from_environment: list[str] = []
+
+    @property
+    def secrets(self) -> list[str]:
+        if self._fixed is not None:
+            return self._fixed
+        from bridge.settings import secret_variables
+
+        current = tuple(os.environ.get(name, "") for name in secret_variables())
+        if current != self._environment:
+            self._environment, self._from_environment = current, _longest_first(secret_values())
+        return self._from_environment
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        secrets = self.secrets
+        if secrets:
             message = record.getMessage()
-            if any(secret in message for secret in self.secrets):
-                for secret in self.secrets:
+            if any(secret in message for secret in secrets):
+                for secret in secrets:
                     message = message.replace(secret, REDACTED)
                 record.msg, record.args = message, ()
         return True
+
+
+def _longest_first(secrets: Iterable[str]) -> list[str]:
+    # Longest first, so a secret that contains another is replaced whole; very short values
+    # would redact ordinary words (and are refused as keys anyway).
+    return sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
 
 def scrub_secrets(logger: logging.Logger | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -262,6 +263,7 @@ def broker_settings(what: str) -> Settings:
     return settings
 
 
+@functools.cache
 def secret_variables() -> tuple[str, ...]:
     """The environment variables of the secret settings (those typed ``SecretStr``)."""
     return tuple(variable_of(name) for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation))

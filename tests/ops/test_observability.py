@@ -104,3 +104,14 @@ def test_the_worker_logging_config_scrubs_secrets(monkeypatch, capsys: pytest.Ca
     logging.getLogger("aiokafka").warning("config %s", {"key": "Dl-Key-7hG2kP9sQ4"})
     out = capsys.readouterr().out
     assert "Dl-Key-7hG2kP9sQ4" not in out and REDACTED in out
+
+
+def test_a_scrubber_installed_before_the_settings_scrubs_them_all_the_same(monkeypatch) -> None:
+    # A handler kept from earlier (pytest's own, or one configured before the settings were read)
+    # must scrub the secrets of the environment as it is when a record is logged.
+    monkeypatch.delenv("BRIDGE_KAFKA_SASL_PASSWORD", raising=False)
+    scrubber = SecretScrubber()
+    monkeypatch.setenv("BRIDGE_KAFKA_SASL_PASSWORD", "late-Secret-81kq")
+    record = logging.LogRecord("kafka.admin.client", logging.DEBUG, __file__, 1, "config %s",
+                               ({"sasl_plain_password": "late-Secret-81kq"},), None)
+    assert scrubber.filter(record) and "late-Secret-81kq" not in record.getMessage()
