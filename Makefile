@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration schemas bench bench-quick bench-crowd bench-backfill clean
+.PHONY: demo test typecheck unit integration schemas bench bench-quick bench-crowd bench-backfill clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ demo: $(STAMP)
 	$(VENV)/bin/bridge demo
 
 ## README command 2: the whole suite, on SQLite and on PostgreSQL (started by .ci/postgres.sh).
-test: $(STAMP)
+test: $(STAMP) typecheck
 	@url="$${TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}"; \
 	TEST_POSTGRES_URL="$$url" $(PY) -m pytest
+
+## The type checker, strict on the rules and the adapters (configured in pyproject.toml).
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -43,6 +43,35 @@ def _keys_of(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
+def _show(keys: tuple[str, ...]) -> str:
+    """How reasons write a path: dotted, with a key that holds a dot as ``["key"]``."""
+    shown = ""
+    for key in keys:
+        if "." in key or not key:
+            shown += f'["{key}"]'
+        else:
+            shown += f".{key}" if shown else key
+    return shown
+
+
+class KeyPath(str):
+    """A path given key by key, for keys that hold dots (xAPI extension IRIs).
+
+    It is the path as reasons write it (``context.extensions["https://x.cn/xapi/mobile"]``), so
+    every :class:`Message` method takes it where it takes a dotted path; :meth:`Message.get` follows
+    :attr:`keys` instead of splitting the text at its dots.
+    """
+
+    keys: tuple[str, ...]
+
+    def __new__(cls, *keys: str) -> KeyPath:
+        if not keys:
+            raise ValueError("a path needs at least one key")
+        path = super().__new__(cls, _show(keys))
+        path.keys = keys
+        return path
+
+
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -117,12 +146,12 @@ class Message:
         raise BadInput(f"{self._platform} message: {text}", code=code)
 
     def get(self, path: str) -> Any:
-        """The value at a dotted path, or ``_MISSING`` when it or a parent is absent or null."""
+        """The value at a dotted path or :class:`KeyPath`, or ``_MISSING`` when it or a parent is absent or null."""
         node: Any = self._data
-        keys = _keys_of(path)
+        keys = path.keys if isinstance(path, KeyPath) else _keys_of(path)
         for depth, key in enumerate(keys):
             if depth and type(node) is not dict and not isinstance(node, Mapping):
-                parent = ".".join(keys[:depth])
+                parent = _show(keys[:depth])
                 self.fail("invalid_field", f"field {parent} is {json_type(node)}; expected a JSON object.")
             node = node.get(key)
             if node is None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from adapters._fields import EARLIEST, LATEST, Message, json_type
-from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome, Platform
+from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
+from adapters._platform import PlatformAdapter
+from adapters._ou_sim import SIMULATOR
+from bridge.core.credits import course_credits_rule
 from bridge.core.normalise import person_evidence
+from topics import catalogue
 
-TOPIC = "ou.lifelong.events.v1"
-PLATFORM = Platform.OU
+PLATFORM = "ou"
 
 _KINDS = {
     "enrolment.created": EventKind.ENROLLED,
@@ -25,7 +28,7 @@ _LATEST_MS = (LATEST - _EPOCH) // timedelta(milliseconds=1)
 
 def parse(value: bytes) -> CanonicalEvent:
     """Parse one raw message value into a canonical event; raises ``BadInput`` when it is unusable."""
-    msg = Message.decode(value, PLATFORM.value)
+    msg = Message.decode(value, PLATFORM)
     event_id = msg.required_id("event_id", "the event id")
     kind = msg.choice("event_type", "the event type", _KINDS, code="unknown_event_type")
     occurred_at = _occurred_at(msg)
@@ -90,3 +93,15 @@ def _identity_document(msg: Message) -> tuple[DocumentType | None, str | None]:
         msg.fail("invalid_field", f"field {path}.type is missing while a number is given; "
                                   f"expected one of {', '.join(_DOCUMENT_TYPES)}.")
     return msg.choice(f"{path}.type", "the document type", _DOCUMENT_TYPES), number
+
+
+ADAPTER = PlatformAdapter(
+    name=PLATFORM,
+    label="open university",
+    topic=catalogue.OU_EVENTS,
+    parse=parse,
+    credit_rule=course_credits_rule,
+    signature="event_id",
+    simulator=SIMULATOR,
+)
+TOPIC = ADAPTER.topic.name

@@ -6,11 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from adapters._fields import Message, json_type
-from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome, Platform
+from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
+from adapters._platform import PlatformAdapter
+from adapters._union_sim import SIMULATOR
+from bridge.core.credits import hours_rule
 from bridge.core.normalise import person_evidence
+from topics import catalogue
 
-TOPIC = "union.training.events.v1"
-PLATFORM = Platform.UNION
+PLATFORM = "union"
 
 _KINDS = {
     "COURSE_ENROLL": EventKind.ENROLLED,
@@ -23,7 +26,7 @@ _OCCUR_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}
 
 def parse(value: bytes) -> CanonicalEvent:
     """Parse one raw message value into a canonical event; raises ``BadInput`` when it is unusable."""
-    msg = Message.decode(value, PLATFORM.value)
+    msg = Message.decode(value, PLATFORM)
     event_id = msg.required_id("msgId", "the message id")
     kind = msg.choice("eventType", "the event type", _KINDS, code="unknown_event_type")
     occurred_at = _occur_time(msg)
@@ -69,7 +72,20 @@ def _occur_time(msg: Message) -> datetime:
     if match is None:
         msg.fail("invalid_time", f"field {path} has the wrong format; {expected}")
     try:
-        local = datetime(*map(int, match.groups()), tzinfo=_BEIJING)
+        year, month, day, hour, minute, second = map(int, match.groups())
+        local = datetime(year, month, day, hour, minute, second, tzinfo=_BEIJING)
     except ValueError:
         msg.fail("invalid_time", f"field {path} is not a real calendar date and time; {expected}")
     return msg.in_window(path, local).astimezone(UTC)
+
+
+ADAPTER = PlatformAdapter(
+    name=PLATFORM,
+    label="union",
+    topic=catalogue.UNION_EVENTS,
+    parse=parse,
+    credit_rule=hours_rule,
+    signature="msgId",
+    simulator=SIMULATOR,
+)
+TOPIC = ADAPTER.topic.name

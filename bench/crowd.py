@@ -109,7 +109,7 @@ class Messages:
     """Union platform messages (``tests.factories``' shapes), with increasing offsets and times."""
 
     def __init__(self) -> None:
-        from bridge.simulate import UNION_COURSES
+        from adapters._union_sim import COURSES as UNION_COURSES
 
         self.courses = [code for code, _title, _hours in UNION_COURSES]
         self.offset = 0
@@ -196,11 +196,12 @@ class Bench:
 
     def publish(self) -> int:
         """Drain the outbox as the worker does after each batch (claims of ``OUTBOX_CHUNK``)."""
-        from bridge.worker import OUTBOX_CHUNK, _Claim
+        from bridge.store.outbox import OutboxClaim
+        from bridge.stream.publisher import OUTBOX_CHUNK
 
         sent = 0
         while True:
-            claim = _Claim.open(self.engine, OUTBOX_CHUNK)
+            claim = OutboxClaim.open(self.engine, OUTBOX_CHUNK)
             claim.commit()
             sent += len(claim.messages)
             if len(claim.entry_ids) < OUTBOX_CHUNK:
@@ -282,7 +283,7 @@ def measure_size(size: int, database_url: str, *, batch_size: int, repeat: int, 
 
 
 def _child(size: int, database_url: str, options: dict[str, Any], out: Any) -> None:
-    from bridge.worker import tune_gc
+    from bridge.stream.tuning import tune_gc
 
     tune_gc()  # as the worker does at start-up
     try:

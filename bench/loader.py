@@ -40,9 +40,10 @@ from bridge.core.identity import NAME_MOBILE, AccountEvidence, AccountKey, Evide
 from bridge.core.contents import NewContent
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import AccountRef, LearnerIdentity, Link, record_id_for
-from bridge.simulate import OU_TOPIC, UNION_TOPIC
+from adapters.ou import TOPIC as OU_TOPIC
+from adapters.union import TOPIC as UNION_TOPIC
 from bridge.store import schema as t
-from bridge.store.identity import published_identity
+from bridge.store.learners import published_identity
 from bridge.store.ledger import evidence_json
 from bridge.store.registry import Registry
 
@@ -112,7 +113,7 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
     key_of: dict[tuple[str, str], str] = {}
     facts_by_course: dict[str, list[CreditFact]] = {}
     for offset, event in enumerate(events):
-        key = AccountKey(event.platform.value, event.account)
+        key = AccountKey(event.platform, event.account)
         seen = Sighting(event.occurred_at, event.event_id)
         known = evidence.setdefault(key, AccountEvidence(key, seen))
         for item in items:
@@ -126,9 +127,9 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
         fact = CreditFact.from_event(event)
         course_key = course_keys.key_for(event.platform, event.course_id)
         facts_by_course.setdefault(course_key, []).append(fact)
-        topic = UNION_TOPIC if event.platform is Platform.UNION else OU_TOPIC
+        topic = UNION_TOPIC if event.platform is "union" else OU_TOPIC
         by_table[t.credit_facts.name].append(
-            (fact.platform.value, fact.event_id, fact.account, course_key, fact.course_id, fact.kind.value,
+            (fact.platform, fact.event_id, fact.account, course_key, fact.course_id, fact.kind.value,
              fact.occurred_at, fact.hours, fact.platform_credits, fact.passed, fact.score,
              topic, zlib.crc32(event.account.encode()) % PARTITIONS, learner.index * 8 + offset,
              NewContent.of(event, pseudonymiser).digests[key_id], key_id, 1, evidence_column)
@@ -154,9 +155,9 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
 
     identity = LearnerIdentity(
         learner_id=learner_id,
-        accounts=[AccountRef(platform=Platform(k.platform), account=k.account) for k in sorted(evidence)],
+        accounts=[AccountRef(platform=k.platform, account=k.account) for k in sorted(evidence)],
         links=[
-            Link(platform=Platform(k.platform), account=k.account, method=placements[k].method,
+            Link(platform=k.platform, account=k.account, method=placements[k].method,
                  linked_at=placements[k].linked_at, event_id=placements[k].event_id)
             for k in sorted(evidence)
         ],

@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome, Platform
 from bridge.core.identity import AccountKey
 from bridge.core.normalise import person_evidence, resident_id_check_character
-from bridge.simulate import OU_COURSES, UNION_COURSES
+from adapters._ou_sim import COURSES as OU_COURSES
+from adapters._union_sim import COURSES as UNION_COURSES
 
 #: At most this many learners: the account and mobile numbers below have 7 and 8 digits of index.
 MAX_LEARNERS = 10_000_000
@@ -63,9 +64,9 @@ class SyntheticLearner:
         """Its platform accounts, in account order (the first one anchors the learner)."""
         found = []
         if self.ou_no:
-            found.append(AccountKey(Platform.OU.value, self.ou_no))
+            found.append(AccountKey("ou", self.ou_no))
         if self.union_no:
-            found.append(AccountKey(Platform.UNION.value, self.union_no))
+            found.append(AccountKey("union", self.union_no))
         return sorted(found)
 
     @property
@@ -74,7 +75,7 @@ class SyntheticLearner:
         return self.accounts[0].learner_id
 
     def account_on(self, platform: Platform) -> str | None:
-        return self.union_no if platform is Platform.UNION else self.ou_no
+        return self.union_no if platform is "union" else self.ou_no
 
 
 def _bits(index: int) -> int:
@@ -100,11 +101,11 @@ def synthetic_learner(index: int) -> SyntheticLearner:
     day, h = h % 300, h // 300
     courses: list[Course] = []
     # "ou" sorts before "union": the open-university account anchors a two-platform learner.
-    platforms = [p for p, on in ((Platform.OU, on_ou), (Platform.UNION, on_union)) if on]
+    platforms = [p for p, on in (("ou", on_ou), ("union", on_union)) if on]
     # Single-platform learners take one or two courses there; two-platform learners one on each.
     per_platform, h = (1 if len(platforms) == 2 else 1 + h % 2), h // 2
     for platform in platforms:
-        catalogue = UNION_COURSES if platform is Platform.UNION else OU_COURSES
+        catalogue = UNION_COURSES if platform is "union" else OU_COURSES
         first, h = h % len(catalogue), h // len(catalogue)
         for k in range(per_platform):
             course = catalogue[(first + 5 * k) % len(catalogue)]
@@ -116,8 +117,8 @@ def synthetic_learner(index: int) -> SyntheticLearner:
                     platform=platform,
                     course_id=course[0],
                     title=course[1],
-                    hours=float(course[2] if platform is Platform.UNION else course[3]),
-                    credits=None if platform is Platform.UNION else float(course[2]),
+                    hours=float(course[2] if platform is "union" else course[3]),
+                    credits=None if platform is "union" else float(course[2]),
                     enrolled_at=enrolled,
                     completed_at=enrolled + timedelta(days=30),
                     passed=passed,
@@ -144,7 +145,7 @@ def history(learner: SyntheticLearner) -> list[CanonicalEvent]:
     for k, course in enumerate(learner.courses):
         account = learner.account_on(course.platform)
         assert account is not None
-        prefix = f"u-bench-{learner.index:08x}" if course.platform is Platform.UNION else f"ob-{learner.index:010d}"
+        prefix = f"u-bench-{learner.index:08x}" if course.platform is "union" else f"ob-{learner.index:010d}"
         for step, (kind, at) in enumerate(
             ((EventKind.ENROLLED, course.enrolled_at), (EventKind.COMPLETED, course.completed_at))
         ):

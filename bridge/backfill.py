@@ -4,7 +4,7 @@ Each file holds one JSON event per line in the formats of CONTRACT §1 (``.jsonl
 compressed). Lines go through the same pipeline as the stream, in batches, in this process: the
 same parsing, the same unit of work (facts, evidence, identities, records and the outbox in one
 transaction), the same retry of what is transient and isolation of what the data breaks
-(:class:`bridge.worker.StreamWorker`), and this process publishes what the batches queued and
+(:class:`bridge.stream.handler.StreamWorker`), and this process publishes what the batches queued and
 their dead letters, as a worker does. So the result is the stream's, in any order relative to
 the live stream (identities and records are functions of the set of events), and a second run
 of the same files changes nothing (an event is recognised by its platform and id).
@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from bridge.core.records import MESSAGE_BOUND
 from bridge.errors import ConfigurationError
 from bridge.pipeline import BatchResult, Inbound, dead_letter
-from topics import catalogue
+import adapters
 
 #: The partition of every line's coordinates: it came from a file, not from Kafka.
 FILE_PARTITION = -1
@@ -43,17 +43,21 @@ FILE_SAMPLE_LINES = 1_000
 #: How often the progress line is rewritten (seconds).
 PROGRESS_EVERY_S = 1.0
 
-#: A field every message of a platform carries at its top level and no other platform's does
-#: (CONTRACT §1), by platform topic: how a line's platform is told from its content.
-_SIGNATURES = {
-    "msgId": catalogue.UNION_EVENTS.name,
-    "event_id": catalogue.OU_EVENTS.name,
-}
-_PLATFORM_TOPICS = {"union": catalogue.UNION_EVENTS.name, "ou": catalogue.OU_EVENTS.name}
-UNKNOWN_PLATFORM_REASON = (
-    "the platform of this line cannot be told from its content (not a JSON object with exactly one "
-    "platform's id field: msgId or event_id); fix the line, or give --platform for a file of one platform"
-)
+
+
+def _signatures() -> dict[str, str]:
+    """Each platform's signature field (a top-level field only its messages carry, declared by its
+    adapter), with the platform's topic: how a line's platform is told from its content."""
+    return {a.signature: a.topic.name for a in adapters.registered()}
+
+
+def unknown_platform_reason() -> str:
+    """The dead-letter reason of a line whose platform cannot be told."""
+    fields = " or ".join(_signatures())
+    return (
+        "the platform of this line cannot be told from its content (not a JSON object with exactly one "
+        f"platform's signature field: {fields}); fix the line, or give --platform for a file of one platform"
+    )
 
 
 def topic_of(value: bytes) -> str | None:
@@ -66,7 +70,7 @@ def topic_of(value: bytes) -> str | None:
         return None
     if not isinstance(obj, dict):
         return None
-    found = {topic for name, topic in _SIGNATURES.items() if name in obj}
+    found = {topic for name, topic in _signatures().items() if name in obj}
     return found.pop() if len(found) == 1 else None
 
 
@@ -172,16 +176,17 @@ class Progress:
 
 
 class Backfill:
-    """Loads files through ``worker`` (a :class:`bridge.worker.StreamWorker`), which persists and
+    """Loads files through ``worker`` (a :class:`bridge.stream.handler.StreamWorker`), which persists and
     publishes each batch as the stream does."""
 
     def __init__(self, worker: Any, state_dir: Path, *, platform: str | None = None,
                  batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
-        if platform is not None and platform not in _PLATFORM_TOPICS:
-            raise ConfigurationError(f"--platform must be one of {', '.join(_PLATFORM_TOPICS)}")
+        names = [a.name for a in adapters.registered()]
+        if platform is not None and platform not in names:
+            raise ConfigurationError(f"--platform must be one of {', '.join(names)}")
         self.worker = worker
         self.state_dir = state_dir
-        self.topic = _PLATFORM_TOPICS[platform] if platform else None
+        self.topic = adapters.by_name(platform).topic.name if platform else None
         self.batch_size = max(batch_size, 1)
         self.progress = progress or Progress()
 
@@ -216,7 +221,7 @@ class Backfill:
         result = await self.worker.handle(known) if known else BatchResult()
         pipeline = self.worker.pipeline
         unknown = [
-            (m, dead_letter(m, UNKNOWN_PLATFORM_REASON, "unknown_platform", pipeline.clock(), pipeline.sealer))
+            (m, dead_letter(m, unknown_platform_reason(), "unknown_platform", pipeline.clock(), pipeline.sealer))
             for m in batch if not m.topic
         ]
         if unknown:

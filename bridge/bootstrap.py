@@ -84,7 +84,7 @@ def build_runtime(
         log.info("registry %s at %s", guard.registry_id, guard.url)
     pipeline = Pipeline(
         engine,
-        adapters.PARSERS,
+        adapters.parsers(),
         build_pseudonymiser(settings),
         course_keys,
         settings.hours_per_credit,

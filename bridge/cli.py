@@ -63,7 +63,9 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
 def cmd_worker(args: argparse.Namespace) -> int:
     from bridge.admin import check_broker
     from bridge.bootstrap import build_runtime
-    from bridge.worker import BridgeWorker, build_app, tune_gc
+    from bridge.stream.shutdown import BridgeWorker
+    from bridge.stream.tuning import tune_gc
+    from bridge.worker import build_app
 
     from bridge.observability import configure_logging
 
@@ -154,7 +156,7 @@ Restoring the lost database from a backup is the other way out (docs/operations.
 """
 
 #: Exit code of a command that stopped on a FatalError (the registry changed or is gone): the same as
-#: ``bridge.worker.FATAL_EXIT``; both come from ``bridge.errors`` (which keeps Faust out of the commands).
+#: ``bridge.stream.retry.FATAL_EXIT``; both come from ``bridge.errors`` (which keeps Faust out of the commands).
 FATAL_EXIT = EXIT_FATAL
 
 #: The settings (environment variables) each command reads, as patterns over the variables of
@@ -254,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=7, help="random seed; the same seed sends the same bytes")
         p.add_argument("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
 
-    simulate = sub.add_parser("simulate", help="send simulated traffic of both platforms to the broker")
+    simulate = sub.add_parser("simulate", help="send simulated traffic of every platform to the broker")
     traffic_options(simulate, 10_000)
     simulate.add_argument("--equivalences-out", help="also write the matching course-equivalence CSV here")
     simulate.set_defaults(fn=cmd_simulate)

@@ -63,6 +63,11 @@ def classify(exc: BaseException) -> Failure:
     return Failure.DATA
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """True when a transaction failed because a concurrent one won, not because the database is down."""
+    return classify(exc) is Failure.RACE
+
+
 def _classify_database(exc: sa_exc.SQLAlchemyError) -> Failure:
     orig = getattr(exc, "orig", None)
     if isinstance(orig, FatalError):

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bridge.core.events import DocumentProblem, EventKind, Platform
+from bridge.core import platforms
+from bridge.core.events import DocumentProblem, EventKind
 from bridge.core.records import CreditStatus, LinkMethod, ReviewKind
 from bridge.pipeline import BatchResult
 from topics import catalogue
@@ -150,9 +151,9 @@ class Metrics:
     def _zero_known_labels(self) -> None:
         # Series for every known label value exist from the start, reading 0: rate() and the
         # alert rules then see an increase from the first event, and dashboards show a zero.
-        for platform in Platform:
+        for platform in platforms.names():
             for kind in EventKind:
-                self.events.labels(platform.value, kind.value)
+                self.events.labels(platform, kind.value)
         for method in (*(m.value for m in LinkMethod), "merge"):
             self.identity.labels(method)
         for problem in DocumentProblem:

@@ -66,10 +66,19 @@ class Settings(BaseSettings):
         default=None,
         description="Id stored beside each digest (default: derived from the key) for rotation.",
     )
-    hours_per_credit: float = Field(default=16.0, gt=0, description="Union study hours per credit.")
+    hours_per_credit: float = Field(
+        default=16.0, gt=0,
+        description="Study hours per credit (`H`) of the platforms whose credit rule is `hours/H` (union, vocational).",
+    )
     course_equivalences: Path | None = Field(
         default=None,
         description="CSV `course_key,platform,course_id` mapping equivalent courses to one key.",
+    )
+    platform_modules: str = Field(
+        default="",
+        description="Comma-separated importable modules of platforms that live outside this repository, each "
+        "declaring `ADAPTER = PlatformAdapter(...)` with its own input topic (the platforms of `adapters/` are "
+        "always loaded). Every worker and command of a deployment must name the same modules.",
     )
     web_port: int = Field(default=6066, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz.")
     web_host: str = Field(default="0.0.0.0", description="Interface the web endpoints bind to.")

@@ -10,6 +10,7 @@ from bridge.core.normalise import resident_id_check_character
 
 UNION = "union.training.events.v1"
 OU = "ou.lifelong.events.v1"
+VOCATIONAL = "vocational.learning.events.v1"
 BEIJING = timezone(timedelta(hours=8))
 
 
@@ -92,6 +93,61 @@ def ou_event(
             outcome["score"] = score
         event["outcome"] = outcome
     return event
+
+
+_XAPI_VERBS = {
+    "registered": "http://adlnet.gov/expapi/verbs/registered",
+    "passed": "http://adlnet.gov/expapi/verbs/passed",
+    "failed": "http://adlnet.gov/expapi/verbs/failed",
+    "completed": "http://adlnet.gov/expapi/verbs/completed",
+    "unregistered": "http://id.tincanapi.com/verb/unregistered",
+}
+_VOC = "https://vocational.example.cn"
+
+
+def vocational_event(
+    statement_id: str,
+    verb: str = "registered",
+    *,
+    account: str = "ZJ330100778899",
+    when: datetime = datetime(2024, 4, 26, 10, 15, tzinfo=BEIJING),
+    resident_id: str | None = None,
+    name: str | None = "张伟",
+    mobile: str | None = "+86 138 0013 8000",
+    course: str = "VOC-EL-3301",
+    hours: float = 32,
+    success: bool | None = None,
+    scaled: float | None = None,
+) -> dict[str, Any]:
+    """An xAPI statement of the vocational platform (CONTRACT §1); ``verb`` by its short name."""
+    actor: dict[str, Any] = {"objectType": "Agent", "account": {"homePage": _VOC, "name": account}}
+    if name is not None:
+        actor["name"] = name
+    extensions: dict[str, Any] = {}
+    if resident_id is not None:
+        extensions[f"{_VOC}/xapi/resident-id"] = resident_id
+    if mobile is not None:
+        extensions[f"{_VOC}/xapi/mobile"] = mobile
+    statement: dict[str, Any] = {
+        "id": statement_id,
+        "timestamp": when.isoformat(),
+        "actor": actor,
+        "verb": {"id": _XAPI_VERBS[verb], "display": {"en-US": verb}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"{_VOC}/courses/{course}",
+            "definition": {"name": {"zh-CN": "电工基础"}, "extensions": {f"{_VOC}/xapi/study-hours": hours}},
+        },
+        "context": {"extensions": extensions},
+    }
+    result: dict[str, Any] = {}
+    if success is not None:
+        result["success"] = success
+    if scaled is not None:
+        result["score"] = {"scaled": scaled}
+    if result:
+        statement["result"] = result
+    return statement
 
 
 def encode(event: dict[str, Any]) -> bytes:

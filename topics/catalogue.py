@@ -2,10 +2,16 @@
 
 The worker's topic bindings, ``bridge topics apply``, deploy manifests and the published JSON
 Schemas in ``topics/schemas/`` are all derived from :data:`TOPICS`; nothing else names a topic.
+
+Each platform's input topic has its entry here, and its adapter module (``adapters/``) declares
+it as its topic. :data:`TOPICS`, :data:`INPUT_TOPICS` and :data:`PLATFORM_TOPICS` are read
+after the platforms are registered (``import adapters``), so a platform that lives outside this
+repository (``BRIDGE_PLATFORM_MODULES``) brings its topic into them.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,6 +75,18 @@ OU_EVENTS = TopicSpec(
     partitions=None,
     description="Events of the open university's lifelong-education platform "
     "(UTF-8 JSON, one event per message).",
+    retention_ms=None,
+)
+
+VOCATIONAL_EVENTS = TopicSpec(
+    name="vocational.learning.events.v1",
+    role="input",
+    cleanup_policy="delete",
+    key="`actor.account.name`, the vocational platform's account name (UTF-8 string)",
+    value_model=None,
+    partitions=None,
+    description="xAPI 1.0.3 statements of the National Smart Vocational Education Platform "
+    "(UTF-8 JSON, one statement per message).",
     retention_ms=None,
 )
 
@@ -139,26 +157,52 @@ DECISIONS = TopicSpec(
     retention_ms=-1,
 )
 
-TOPICS: tuple[TopicSpec, ...] = (
-    UNION_EVENTS,
-    OU_EVENTS,
-    DECISIONS,
-    CREDIT_RECORDS,
-    LEARNER_IDENTITIES,
-    REVIEW,
-    DEADLETTER,
-)
-INPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in TOPICS if t.role == "input")
-#: The two platforms' topics (raw JSON of CONTRACT §1, no value model of ours).
-PLATFORM_TOPICS: tuple[TopicSpec, ...] = (UNION_EVENTS, OU_EVENTS)
-OUTPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in TOPICS if t.role == "output")
+#: The platforms' topics of this repository (raw JSON of CONTRACT §1, no value model of ours).
+_BUILTIN_PLATFORM_TOPICS: tuple[TopicSpec, ...] = (UNION_EVENTS, OU_EVENTS, VOCATIONAL_EVENTS)
+_added_platform_topics: list[TopicSpec] = []
+#: The bridge's own topics.
+_BRIDGE_TOPICS: tuple[TopicSpec, ...] = (DECISIONS, CREDIT_RECORDS, LEARNER_IDENTITIES, REVIEW, DEADLETTER)
+OUTPUT_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in _BRIDGE_TOPICS if t.role == "output")
 
-_BY_NAME = {t.name: t for t in TOPICS}
+
+def add_platform_topic(spec: TopicSpec) -> None:
+    """Add the input topic of a platform that lives outside this repository (its adapter does)."""
+    if spec.role != "input" or spec.value_model is not None:
+        raise ValueError(f"topic {spec.name}: a platform topic is an input topic of raw platform messages")
+    known = {t.name: t for t in (*_BUILTIN_PLATFORM_TOPICS, *_added_platform_topics, *_BRIDGE_TOPICS)}
+    if spec.name in known:
+        if known[spec.name] != spec:
+            raise ValueError(f"topic {spec.name} is already in the catalogue with another definition")
+        return
+    _added_platform_topics.append(spec)
+
+
+def remove_platform_topic(name: str) -> None:
+    """Remove an added platform topic again (tests that register a platform of their own)."""
+    _added_platform_topics[:] = [t for t in _added_platform_topics if t.name != name]
+
+
+def _platform_topics() -> tuple[TopicSpec, ...]:
+    importlib.import_module("adapters")  # registers the platforms (and their topics) once
+    return (*_BUILTIN_PLATFORM_TOPICS, *_added_platform_topics)
+
+
+def __getattr__(name: str) -> tuple[TopicSpec, ...]:
+    # TOPICS, INPUT_TOPICS and PLATFORM_TOPICS include external platforms' topics, so they are
+    # computed when read rather than fixed at import.
+    if name == "PLATFORM_TOPICS":
+        return _platform_topics()
+    if name == "TOPICS":
+        return (*_platform_topics(), *_BRIDGE_TOPICS)
+    if name == "INPUT_TOPICS":
+        return tuple(t for t in (*_platform_topics(), *_BRIDGE_TOPICS) if t.role == "input")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def by_name(name: str) -> TopicSpec:
     """The spec of topic ``name``; ``KeyError`` naming the known topics if there is none."""
+    topics = {t.name: t for t in __getattr__("TOPICS")}
     try:
-        return _BY_NAME[name]
+        return topics[name]
     except KeyError:
-        raise KeyError(f"unknown topic {name!r}; the catalogue has {', '.join(_BY_NAME)}") from None
+        raise KeyError(f"unknown topic {name!r}; the catalogue has {', '.join(topics)}") from None

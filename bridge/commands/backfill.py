@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import adapters
 from bridge.errors import UsageError
 from bridge.settings import Settings, broker_settings
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "files changes nothing; an interrupted run continues from its checkpoint.",
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    parser.add_argument("--platform", choices=["union", "ou"],
+    parser.add_argument("--platform", choices=[a.name for a in adapters.registered()],
                         help="the platform of every line (default: told from each line's content)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help="lines per transaction (default %(default)s)")
@@ -50,7 +51,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.backfill import Backfill
     from bridge.bootstrap import build_runtime
     from bridge.topicio import producer
-    from bridge.worker import StreamWorker
+    from bridge.stream.handler import StreamWorker
 
     check_broker(settings)
     runtime = build_runtime(settings)

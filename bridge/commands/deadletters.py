@@ -31,7 +31,7 @@ from topics import catalogue
 
 #: The only topics a payload may be produced back to.
 REPLAYABLE = frozenset(t.name for t in catalogue.INPUT_TOPICS)
-#: The dead letter's key when the source key was too long or not UTF-8 (``bridge.worker.deadletter_key``).
+#: The dead letter's key when the source key was too long or not UTF-8 (``bridge.stream.publisher.deadletter_key``).
 _DIGEST_KEY = re.compile(rb"sha256:[0-9a-f]{64}")
 
 

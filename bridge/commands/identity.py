@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, or_, select
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
-from bridge.core.events import Platform
 from bridge.core.identity import NAME_MOBILE, AccountKey
 from bridge.core.records import AccountRef
 from bridge.core.signing import (
@@ -259,12 +258,12 @@ def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
             # The founding account, when the learner still has it, keeps pointing at the same
             # learner as evidence grows; any of its accounts would do.
             founder = next((k for k in accounts if k.learner_id == args.learner), accounts[0])
-            anchor = AccountRef(platform=Platform(founder.platform), account=founder.account)
+            anchor = AccountRef(platform=founder.platform, account=founder.account)
     decision = OperatorDecision(
         decision_id=f"dc_{uuid.uuid4().hex}",
         review_id=row.review_id,
         action=action,
-        account=AccountRef(platform=Platform(row.platform), account=row.account),
+        account=AccountRef(platform=row.platform, account=row.account),
         anchor=anchor,
         decided_by=args.by,
         decided_at=datetime.now(timezone.utc),

@@ -292,7 +292,7 @@ def format_transcript(transcript: Transcript) -> str:
         lines.append(
             f"{transcript.requested_id} was merged into {transcript.learner_id}: showing {transcript.learner_id}."
         )
-    accounts = ", ".join(f"{a.platform.value} {a.account}" for a in transcript.learner.accounts)
+    accounts = ", ".join(f"{a.platform} {a.account}" for a in transcript.learner.accounts)
     lines.append(f"Learner {transcript.learner_id} (accounts: {accounts or 'none'})")
     lines.append("")
     header = ("course_key", "status", "credits", "score", "completed_at", "sources")
@@ -303,7 +303,7 @@ def format_transcript(transcript: Transcript) -> str:
             _number(r.credits),
             _number(r.score) if r.score is not None else "-",
             _iso(r.completed_at) if r.completed_at is not None else "-",
-            ", ".join(f"{s.platform.value}:{s.account}" for s in _unique_accounts(r)),
+            ", ".join(f"{s.platform}:{s.account}" for s in _unique_accounts(r)),
         )
         for r in transcript.records
     ]

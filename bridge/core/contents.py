@@ -58,7 +58,7 @@ def canonical_content(event: CanonicalEvent) -> str:
     return json.dumps(
         [
             "v1",
-            event.platform.value,
+            event.platform,
             event.event_id,
             event.kind.value,
             event.occurred_at.astimezone(timezone.utc).isoformat(),
@@ -230,7 +230,10 @@ def settle(
     out.contents = stored_contents + len(distinct)
     if not distinct:
         return out
-    best = min(distinct, key=cmp_to_key(lambda x, y: compare(arrivals[x], arrivals[y], key_id)))
+    def by_content(x: int, y: int) -> int:
+        return compare(arrivals[x], arrivals[y], key_id)
+
+    best = min(distinct, key=cmp_to_key(by_content))
     legacy = stored is not None and stored.content_digest is None
     if stored is None or (not legacy and compare(arrivals[best], stored, key_id) < 0):
         out.kept, out.retract_stored = best, stored is not None

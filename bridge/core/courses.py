@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from bridge.core.events import Platform
+from bridge.core import platforms
 from bridge.errors import EquivalenceTableError
 
 HEADER = ("course_key", "platform", "course_id")
@@ -23,8 +23,9 @@ class CourseKeys:
 
     table: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def key_for(self, platform: Platform | str, course_id: str) -> str:
-        platform = Platform(platform).value
+    def key_for(self, platform: str, course_id: str) -> str:
+        if not platforms.is_known(platform):
+            raise ValueError(f"unknown platform; the registered platforms are {', '.join(platforms.names())}")
         return self.table.get((platform, course_id)) or f"{platform}:{course_id}"
 
 
@@ -48,8 +49,9 @@ def parse_equivalences(text: str, source: str = "<equivalences>") -> CourseKeys:
         course_key, platform, course_id = cells
         if not course_key or not course_id:
             raise EquivalenceTableError(source, line, "course_key and course_id must not be empty")
-        if platform not in {p.value for p in Platform}:
-            raise EquivalenceTableError(source, line, f"platform must be union or ou, not {platform!r}")
+        known = platforms.names()
+        if platform not in known:
+            raise EquivalenceTableError(source, line, f"platform must be one of {', '.join(known)}, not {platform!r}")
         previous = table.get((platform, course_id))
         if previous is not None and previous != course_key:
             raise EquivalenceTableError(

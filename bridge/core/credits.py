@@ -13,23 +13,16 @@ from decimal import ROUND_FLOOR, Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from bridge.core.events import CanonicalEvent, EventKind, Platform
+from bridge.core import platforms
+from bridge.core.events import CanonicalEvent, EventFacts, EventKind
+from bridge.core.platforms import Platform
 from bridge.core.records import CreditRecord, CreditStatus, Source, record_id_for
 
 
-class CreditFact(BaseModel):
-    """What one platform event contributes to a credit record (no personal data)."""
+class CreditFact(EventFacts):
+    """What one platform event contributes to a credit record (no personal data): the event's
+    facts (:class:`EventFacts`) with its outcome flattened."""
 
-    model_config = ConfigDict(frozen=True)
-
-    platform: Platform
-    account: str
-    event_id: str
-    kind: EventKind
-    occurred_at: datetime
-    course_id: str
-    hours: float | None = None
-    platform_credits: float | None = None
     passed: bool | None = None
     score: float | None = None
     #: How many distinct contents the fact's event id has shown, the kept one included (CONTRACT
@@ -41,21 +34,19 @@ class CreditFact(BaseModel):
     def from_event(cls, event: CanonicalEvent) -> CreditFact:
         outcome = event.outcome
         return cls(
-            platform=event.platform,
-            account=event.account,
-            event_id=event.event_id,
-            kind=event.kind,
-            occurred_at=event.occurred_at,
-            course_id=event.course_id,
-            hours=event.hours,
-            platform_credits=event.platform_credits,
+            **{name: getattr(event, name) for name in EventFacts.model_fields},
             passed=outcome.passed if outcome else None,
             score=outcome.score if outcome else None,
         )
 
 
 class RecordState(BaseModel):
-    """A credit record without its version: equal states mean no change to publish."""
+    """A credit record without its id and version: equal states mean no change to publish.
+
+    Its fields are the published record's (:class:`CreditRecord`, whose field order is the
+    published one), and it is what the ledger stores as a record's state; a test keeps the two
+    lists equal, and :meth:`to_record` copies by name.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -83,21 +74,14 @@ class RecordState(BaseModel):
         return len(self.sources) + self.extra_contents
 
     def to_record(self, version: int) -> CreditRecord:
-        """The published record at ``version``."""
-        return CreditRecord(
-            record_id=self.record_id,
-            learner_id=self.learner_id,
-            course_key=self.course_key,
-            status=self.status,
-            credits=self.credits,
-            hours=self.hours,
-            score=self.score,
-            enrolled_at=self.enrolled_at,
-            completed_at=self.completed_at,
-            sources=list(self.sources),
-            version=version,
-            rule=self.rule,
-        )
+        """The published record at ``version``: the state's fields (a record's, less its id and
+        version, which this derives) under the contract's names."""
+        fields = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        return CreditRecord(record_id=self.record_id, version=version, **fields)
+
+
+#: The fields a state shares with the published record (all but ``extra_contents``).
+_RECORD_FIELDS = tuple(name for name in RecordState.model_fields if name in CreditRecord.model_fields)
 
 
 def _fmt(number: float) -> str:
@@ -110,11 +94,22 @@ def union_credits(hours: float, hours_per_credit: float) -> float:
     return float(halves / 2)
 
 
-def credit_value(fact: CreditFact, hours_per_credit: float) -> tuple[float, str]:
-    """The credits a passed fact is worth, and the rule that says so (rules 1 and 2)."""
-    if fact.platform is Platform.OU:
-        return float(fact.platform_credits or 0.0), "course_credits"
+# The credit rules a platform can declare (its adapter module names one as ``CREDIT_RULE``).
+
+
+def hours_rule(fact: CreditFact, hours_per_credit: float) -> tuple[float, str]:
+    """Rule 2: the course's study hours over ``H``, rounded down to half credits (``hours/16``)."""
     return union_credits(fact.hours or 0.0, hours_per_credit), f"hours/{_fmt(hours_per_credit)}"
+
+
+def course_credits_rule(fact: CreditFact, hours_per_credit: float) -> tuple[float, str]:
+    """Rule 1: the credits the platform itself gives the course (``course_credits``)."""
+    return float(fact.platform_credits or 0.0), "course_credits"
+
+
+def credit_value(fact: CreditFact, hours_per_credit: float) -> tuple[float, str]:
+    """The credits a passed fact is worth, and the rule that says so: its platform's rule."""
+    return platforms.rule_of(fact.platform)(fact, hours_per_credit)
 
 
 def _best_score(facts: list[CreditFact]) -> float | None:
@@ -126,7 +121,7 @@ def derive_record(
     learner_id: str, course_key: str, facts: Iterable[CreditFact], hours_per_credit: float
 ) -> RecordState:
     """The record of (learner, course_key) given every fact behind it, in any order."""
-    facts = sorted(set(facts), key=lambda f: (f.occurred_at, f.platform.value, f.event_id))
+    facts = sorted(set(facts), key=lambda f: (f.occurred_at, f.platform, f.event_id))
     if not facts:
         raise ValueError("a credit record needs at least one fact")
     enrolments = [f for f in facts if f.kind is EventKind.ENROLLED]
@@ -138,7 +133,7 @@ def derive_record(
     sources = tuple(
         sorted(
             {Source(platform=f.platform, account=f.account, event_id=f.event_id) for f in facts},
-            key=lambda s: (s.platform.value, s.account, s.event_id),
+            key=lambda s: (s.platform, s.account, s.event_id),
         )
     )
 

@@ -1,6 +1,6 @@
 """Canonical events: what both platforms' messages mean, in one shape.
 
-The adapters (``adapters/union.py``, ``adapters/ou.py``) turn raw platform messages into
+The adapters (one module per platform in ``adapters/``) turn raw platform messages into
 :class:`CanonicalEvent`. Everything downstream of the adapters works only with these models.
 
 A canonical event still carries the *raw* personal evidence (document number, name, mobile) in
@@ -15,12 +15,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class Platform(StrEnum):
-    """The two source platforms, by the short name used in every output."""
-
-    UNION = "union"
-    OU = "ou"
+from bridge.core.platforms import Platform
 
 
 class EventKind(StrEnum):
@@ -81,12 +76,12 @@ class Outcome(_Frozen):
     score: float | None = None
 
 
-class CanonicalEvent(_Frozen):
-    """One platform event, parsed and normalised.
+class EventFacts(_Frozen):
+    """What one platform event says about a course: the fact's fields, written once.
 
-    ``occurred_at`` is timezone-aware UTC. ``hours`` is the course's study/contact hours when the
-    platform gives them; ``platform_credits`` is the open university's own credit value (``None``
-    for union events). ``outcome`` is set exactly when ``kind`` is ``COMPLETED``.
+    :class:`CanonicalEvent` carries them with the event's outcome and identity evidence;
+    :class:`bridge.core.credits.CreditFact` with the outcome flattened; the ledger's columns and
+    rows of facts are derived from that model's fields.
     """
 
     platform: Platform
@@ -97,6 +92,16 @@ class CanonicalEvent(_Frozen):
     course_id: str
     hours: float | None = None
     platform_credits: float | None = None
+
+
+class CanonicalEvent(EventFacts):
+    """One platform event, parsed and normalised.
+
+    ``occurred_at`` is timezone-aware UTC. ``hours`` is the course's study/contact hours when the
+    platform gives them; ``platform_credits`` is the platform's own credit value when it gives one
+    (the open university's). ``outcome`` is set exactly when ``kind`` is ``COMPLETED``.
+    """
+
     outcome: Outcome | None = None
     person: PersonEvidence = PersonEvidence()
 
@@ -110,4 +115,4 @@ class CanonicalEvent(_Frozen):
     @property
     def account_ref(self) -> tuple[str, str]:
         """``(platform, account)``: the identity of the platform account (CONTRACT §3.1)."""
-        return (self.platform.value, self.account)
+        return (self.platform, self.account)

@@ -21,6 +21,12 @@ The partition, in order of precedence:
 A learner's id derives from its *anchor*: the account that showed a document first, by event
 time (or, when none has a document, the account whose first event is earliest). So the learner
 that held the document survives a merge, and accounts that join later do not re-key a learner.
+
+:func:`cluster` runs these phases one function each (``_join_documents``, ``_join_decisions``,
+``_join_name_mobile``), then places every account with its learner (``_place_learners``) and
+lists the questions for an operator (``_reviews``). The evidence it reads is defined in
+:mod:`bridge.core.evidence`; what a new partition changes (merges, versions) in
+:mod:`bridge.core.merges` and :mod:`bridge.core.versions`.
 """
 
 from __future__ import annotations
@@ -30,107 +36,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 
-from bridge.core.events import CanonicalEvent, DocumentType
-from bridge.core.pseudonym import Pseudonymiser
-from bridge.core.records import LinkMethod, ReviewKind, learner_id_for
+from bridge.core.events import DocumentType
+from bridge.core.evidence import NAME_MOBILE, AccountEvidence, AccountKey, Evidence, EvidenceItem, OperatorLink, Sighting
+from bridge.core.records import LinkMethod, ReviewKind
 
-NAME_MOBILE = "name_mobile"
+__all__ = [
+    # The evidence the rules read, from bridge.core.evidence.
+    "NAME_MOBILE", "AccountEvidence", "AccountKey", "Evidence", "EvidenceItem", "OperatorLink", "Sighting",
+    "Clustering", "PendingReview", "Placement", "cluster", "review_id_for",
+]
+
 #: Resident IDs are the strongest evidence and are joined first.
 _KIND_ORDER = {DocumentType.RESIDENT_ID.value: 0, DocumentType.PASSPORT.value: 1,
                DocumentType.HK_MACAO_TAIWAN_PERMIT.value: 2}
-
-
-class AccountKey(NamedTuple):
-    """A platform account (CONTRACT §3.1), ordered by platform then account.
-
-    A named tuple rather than a dataclass: a batch builds, hashes and sorts tens of thousands of
-    these, and tuples do that in C.
-    """
-
-    platform: str
-    account: str
-
-    @property
-    def learner_id(self) -> str:
-        """The id of the learner this account would found."""
-        return learner_id_for(self.platform, self.account)
-
-
-class Sighting(NamedTuple):
-    """The earliest event that showed a piece of evidence (by event time, then id)."""
-
-    at: datetime
-    event_id: str
-
-
-@dataclass(frozen=True)
-class EvidenceItem:
-    """One digest of an event: ``kind`` is a document type or ``name_mobile``; ``key_id`` names
-    the pseudonym key that made the digest."""
-
-    kind: str
-    digest: str
-    key_id: str = ""
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The pseudonymised identity evidence of one event (rule 7): digests only."""
-
-    items: tuple[EvidenceItem, ...] = ()
-    document_problem: str | None = None
-
-    @classmethod
-    def of(cls, event: CanonicalEvent, pseudonymiser: Pseudonymiser) -> Evidence:
-        """Pseudonymise the event's evidence; raw values go no further."""
-        person = event.person
-        items = []
-        for key in pseudonymiser.keys():
-            if person.document is not None:
-                kind = person.document.type.value
-                items.append(EvidenceItem(kind, key.digest(f"doc:{kind}", person.document.number), key.key_id))
-            if person.name_key and person.mobile_key:
-                name_mobile = f"{person.name_key}\x1f{person.mobile_key}"
-                items.append(EvidenceItem(NAME_MOBILE, key.digest(NAME_MOBILE, name_mobile), key.key_id))
-        problem = person.document_problem.value if person.document_problem else None
-        return cls(tuple(items), problem)
-
-
-@dataclass
-class AccountEvidence:
-    """Everything known of one account's identity."""
-
-    key: AccountKey
-    first: Sighting
-    documents: dict[tuple[str, str], Sighting] = field(default_factory=dict)
-    name_mobile: dict[str, Sighting] = field(default_factory=dict)
-    #: The key id of each document digest (``""`` when unknown).
-    document_keys: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def document_kinds(self) -> dict[tuple[str, str], set[str]]:
-        """Digests by (document type, key id): one document digested under two keys during a key
-        rotation is one document, not a contradiction."""
-        kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for kind, digest in self.documents:
-            kinds[(kind, self.document_keys.get((kind, digest), ""))].add(digest)
-        return kinds
-
-    @property
-    def conflicted(self) -> bool:
-        """Carries two different documents of one type (rule 6)."""
-        return any(len(digests) > 1 for digests in self.document_kinds().values())
-
-
-@dataclass(frozen=True)
-class OperatorLink:
-    """An operator's decision that ``account`` belongs with the learner of ``anchor``."""
-
-    decision_id: str
-    account: AccountKey
-    anchor: AccountKey
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -184,6 +103,34 @@ class _UnionFind:
         return low
 
 
+#: Document digests by (document type, key id).
+_Docs = dict[tuple[str, str], set[str]]
+
+
+class _Partition(_UnionFind):
+    """The accounts joined so far, with the documents each joined group holds."""
+
+    def __init__(self, accounts: Mapping[AccountKey, AccountEvidence]) -> None:
+        super().__init__(accounts)
+        #: The documents of each group, by its root (a conflicted account's documents count for nothing).
+        self.docs: dict[AccountKey, _Docs] = {
+            key: {} if ev.conflicted else {kind: set(d) for kind, d in ev.document_kinds().items()}
+            for key, ev in accounts.items()
+        }
+
+    def join(self, a: AccountKey, b: AccountKey) -> bool:
+        """Join the groups of ``a`` and ``b`` unless that gives one learner two different documents
+        of one type (then nothing changes and the answer is ``False``)."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if _contradicts(self.docs[ra], self.docs[rb]):
+            return False
+        merged = _merge_docs(self.docs[ra], self.docs[rb])
+        self.docs[self.union(ra, rb)] = merged
+        return True
+
+
 def cluster(
     accounts: Mapping[AccountKey, AccountEvidence],
     operator_links: Sequence[OperatorLink] = (),
@@ -195,20 +142,28 @@ def cluster(
     ``max_weak`` is rule 8's bound: name+mobile alone never puts more accounts than that into one
     learner (a chain of accounts each sharing a name+mobile with the next is a crowd too).
     """
-    uf = _UnionFind(accounts)
-    docs_of: dict[AccountKey, dict[tuple[str, str], set[str]]] = {}
-    for key, ev in accounts.items():
-        docs_of[key] = {} if ev.conflicted else {k: set(v) for k, v in ev.document_kinds().items()}
-    conflicts: dict[AccountKey, set[AccountKey]] = defaultdict(set)
+    partition = _Partition(accounts)
+    holders, conflicts = _join_documents(accounts, partition)
+    operator_edges = _join_decisions(accounts, operator_links, partition)
+    with_key, ambiguous, chains = _join_name_mobile(accounts, partition, operator_edges, set(rejected), max_weak)
+    placements, learner_of_root = _place_learners(accounts, partition, operator_edges)
+    reviews = _reviews(partition, learner_of_root, conflicts, ambiguous, chains)
+    return Clustering(placements, reviews, _components(accounts, holders, with_key, operator_links))
 
-    # 1. Shared documents, strongest kind first, refusing unions that contradict.
+
+def _join_documents(
+    accounts: Mapping[AccountKey, AccountEvidence], partition: _Partition
+) -> tuple[dict[tuple[str, str], list[AccountKey]], dict[AccountKey, set[AccountKey]]]:
+    """1. Shared documents, strongest kind first, refusing unions that contradict.
+
+    Returns each document's holders and, for each account refused a union (or itself conflicted),
+    the accounts it was refused.
+    """
     holders: dict[tuple[str, str], list[AccountKey]] = defaultdict(list)
     for key, ev in accounts.items():
         for doc in ev.documents:
             holders[doc].append(key)
-    root_docs: dict[AccountKey, dict[tuple[str, str], set[str]]] = {
-        k: {t: set(d) for t, d in v.items()} for k, v in docs_of.items()
-    }
+    conflicts: dict[AccountKey, set[AccountKey]] = defaultdict(set)
     for doc in sorted(holders, key=lambda d: (_KIND_ORDER.get(d[0], 9), d[0], d[1])):
         group = sorted(holders[doc])
         clean = [k for k in group if not accounts[k].conflicted]
@@ -216,57 +171,51 @@ def cluster(
             if accounts[key].conflicted:
                 conflicts[key].update(k for k in group if k != key)
         for other in clean[1:]:
-            ra, rb = uf.find(clean[0]), uf.find(other)
-            if ra == rb:
-                continue
-            if _contradicts(root_docs[ra], root_docs[rb]):
+            if not partition.join(clean[0], other):
                 conflicts[other].add(clean[0])
-                continue
-            merged = _merge_docs(root_docs[ra], root_docs[rb])
-            root = uf.union(ra, rb)
-            root_docs[root] = merged
+    return holders, conflicts
 
-    # 2. Operator decisions.
+
+def _join_decisions(
+    accounts: Mapping[AccountKey, AccountEvidence], operator_links: Sequence[OperatorLink], partition: _Partition
+) -> dict[AccountKey, list[OperatorLink]]:
+    """2. Operator decisions, in the order they were taken; returns the links each account is part of."""
     operator_edges: dict[AccountKey, list[OperatorLink]] = defaultdict(list)
     for link in sorted(operator_links, key=lambda l: (l.at, l.decision_id)):
-        if link.account in accounts and link.anchor in accounts:
-            ra, rb = uf.find(link.account), uf.find(link.anchor)
-            if ra != rb and _contradicts(root_docs[ra], root_docs[rb]):
-                # Rule 9: not even an operator joins holders of different valid documents of one type.
-                continue
-            merged = _merge_docs(root_docs[ra], root_docs[rb])
-            root_docs[uf.union(ra, rb)] = merged
+        # Rule 9: not even an operator joins holders of different valid documents of one type.
+        if link.account in accounts and link.anchor in accounts and partition.join(link.account, link.anchor):
             operator_edges[link.account].append(link)
             operator_edges[link.anchor].append(link)
+    return operator_edges
 
-    # 3. Name and mobile, for accounts without any valid document.
-    rejected = set(rejected)
+
+def _join_name_mobile(
+    accounts: Mapping[AccountKey, AccountEvidence],
+    partition: _Partition,
+    operator_edges: Mapping[AccountKey, list[OperatorLink]],
+    rejected: set[AccountKey],
+    max_weak: int,
+) -> tuple[dict[str, list[AccountKey]], dict[AccountKey, set[AccountKey]], set[AccountKey]]:
+    """3. Name and mobile, for accounts without any valid document.
+
+    Returns each name+mobile's holders, the accounts left unlinked with the candidates they
+    could join (rule 4, or rule 8 for a group too large), and the first account of each group
+    too large to link (a crowd, reviewed once).
+    """
     with_key: dict[str, list[AccountKey]] = defaultdict(list)
     for key, ev in accounts.items():
         for digest in ev.name_mobile:
             with_key[digest].append(key)
-    docless = [
-        k for k in sorted(accounts)
-        if not accounts[k].documents and k not in rejected and not root_docs[uf.find(k)] and not operator_edges.get(k)
-    ]
-    groups = _UnionFind(docless)
-    for digest, keys in with_key.items():
-        members = [k for k in keys if k in groups.parent]
-        for other in members[1:]:
-            groups.union(members[0], other)
-    by_group: dict[AccountKey, list[AccountKey]] = defaultdict(list)
-    for key in docless:
-        by_group[groups.find(key)].append(key)
     ambiguous: dict[AccountKey, set[AccountKey]] = {}
     #: Accounts each candidate learner has gained by name+mobile (rule 8 bounds them).
     joined: dict[AccountKey, int] = defaultdict(int)
     #: The first account of each group too large to link by name+mobile.
     chains: set[AccountKey] = set()
-    for members in by_group.values():
+    for members in _docless_groups(accounts, partition, operator_edges, rejected, with_key):
         member_set = set(members)
         digests = {d for m in members for d in accounts[m].name_mobile}
         candidates = sorted(
-            {uf.find(k) for d in digests for k in with_key[d] if k not in member_set}
+            {partition.find(k) for d in digests for k in with_key[d] if k not in member_set}
         )
         if len(candidates) > 1:
             for member in members:
@@ -281,15 +230,47 @@ def cluster(
             chains.add(members[0])
             continue
         for other in members[1:]:
-            uf.union(members[0], other)
+            partition.union(members[0], other)
         if target is not None:
-            root = uf.union(members[0], target)
+            root = partition.union(members[0], target)
             joined[root] = joined.pop(target, 0) + len(members)
+    return with_key, ambiguous, chains
 
-    # Learner ids, then each account's placement and the reviews.
+
+def _docless_groups(
+    accounts: Mapping[AccountKey, AccountEvidence],
+    partition: _Partition,
+    operator_edges: Mapping[AccountKey, list[OperatorLink]],
+    rejected: set[AccountKey],
+    with_key: Mapping[str, list[AccountKey]],
+) -> list[list[AccountKey]]:
+    """The accounts that may link by name+mobile (no document, no decision, not rejected by an
+    operator), grouped by the name+mobiles they share, each group sorted."""
+    docless = [
+        k for k in sorted(accounts)
+        if not accounts[k].documents and k not in rejected and not partition.docs[partition.find(k)]
+        and not operator_edges.get(k)
+    ]
+    groups = _UnionFind(docless)
+    for keys in with_key.values():
+        members = [k for k in keys if k in groups.parent]
+        for other in members[1:]:
+            groups.union(members[0], other)
+    by_group: dict[AccountKey, list[AccountKey]] = defaultdict(list)
+    for key in docless:
+        by_group[groups.find(key)].append(key)
+    return list(by_group.values())
+
+
+def _place_learners(
+    accounts: Mapping[AccountKey, AccountEvidence],
+    partition: _Partition,
+    operator_edges: Mapping[AccountKey, list[OperatorLink]],
+) -> tuple[dict[AccountKey, Placement], dict[AccountKey, str]]:
+    """4. Learner ids, then each account's placement; returns the placements and each group's learner."""
     clusters: dict[AccountKey, list[AccountKey]] = defaultdict(list)
     for key in sorted(accounts):
-        clusters[uf.find(key)].append(key)
+        clusters[partition.find(key)].append(key)
     learner_of_root: dict[AccountKey, str] = {}
     placements: dict[AccountKey, Placement] = {}
     for root, members in clusters.items():
@@ -305,16 +286,26 @@ def cluster(
         member_set = set(members)
         for member in members:
             placements[member] = _placement(accounts, member, anchor, member_set, operator_edges, learner_id)
+    return placements, learner_of_root
 
+
+def _reviews(
+    partition: _Partition,
+    learner_of_root: Mapping[AccountKey, str],
+    conflicts: Mapping[AccountKey, set[AccountKey]],
+    ambiguous: Mapping[AccountKey, set[AccountKey]],
+    chains: set[AccountKey],
+) -> tuple[PendingReview, ...]:
+    """5. The review items: conflicting documents (rule 6), then ambiguous name+mobiles (rules 4, 8)."""
     reviews = []
     for key in sorted(conflicts):
-        candidates = {learner_of_root[uf.find(k)] for k in conflicts[key]} | {learner_of_root[uf.find(key)]}
+        candidates = {learner_of_root[partition.find(k)] for k in conflicts[key]} | {learner_of_root[partition.find(key)]}
         reviews.append(PendingReview(ReviewKind.CONFLICTING_DOCUMENT, key, tuple(sorted(candidates))))
     for key in sorted(ambiguous):
-        candidates = {learner_of_root[uf.find(k)] for k in ambiguous[key]}
+        candidates = {learner_of_root[partition.find(k)] for k in ambiguous[key]}
         subject = f"weak-crowd:{key.platform}:{key.account}" if key in chains else None
         reviews.append(PendingReview(ReviewKind.AMBIGUOUS_MATCH, key, tuple(sorted(candidates)), subject))
-    return Clustering(placements, tuple(reviews), _components(accounts, holders, with_key, operator_links))
+    return tuple(reviews)
 
 
 def _components(

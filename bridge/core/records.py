@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.core.events import Platform
+from bridge.core.platforms import Platform
 
 
 class _Out(BaseModel):

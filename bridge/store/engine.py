@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy import exc as sa_errors
 from sqlalchemy.engine import make_url
 
@@ -151,6 +151,12 @@ def writer(engine: Engine, *, serializable: bool = False) -> Engine:
     if serializable and engine.dialect.name == "postgresql":
         options["isolation_level"] = "SERIALIZABLE"
     return engine.execution_options(**options)
+
+
+def ping(engine: Engine) -> None:
+    """``SELECT 1`` on a pooled connection: raises when the database does not answer."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -1,4 +1,8 @@
-"""The identity registry: accounts, their evidence, learners and operator decisions."""
+"""The identity registry: accounts, their evidence, where they are placed, and operator decisions.
+
+The learners the accounts are placed with, and their published identities, are
+:mod:`bridge.store.learners`; :class:`IdentityRepository` includes them (one identity port).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,12 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
-from bridge.core.identity import (
-    NAME_MOBILE,
-    AccountEvidence,
-    AccountKey,
-    EvidenceItem,
-    OperatorLink,
-    Placement,
-    Sighting,
-)
-from bridge.core.events import Platform
-from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
+from bridge.core.evidence import NAME_MOBILE, AccountEvidence, AccountKey, EvidenceItem, OperatorLink, Sighting
+from bridge.core.identity import Placement
+from bridge.core.records import LinkMethod
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks, pairs_in
-from topics.catalogue import LEARNER_IDENTITIES
+from bridge.store.base import as_utc, chunks, pairs_in
+from bridge.store.learners import LearnerRepository
 
 
 def _account_in(refs):
@@ -60,11 +56,6 @@ _PLACE = (
         linked_at=bindparam("b_at"),
         event_id=bindparam("b_event"),
     )
-)
-_NEW_IDENTITY = (
-    update(t.learners)
-    .where(t.learners.c.learner_id == bindparam("b_learner"))
-    .values(state=bindparam("b_state"), version=bindparam("b_version"), value=bindparam("b_value"))
 )
 
 
@@ -124,8 +115,8 @@ class Group:
     crowded: set[str] = field(default_factory=set)
 
 
-class IdentityRepository(Repository):
-    """Accounts, evidence, learners and decisions."""
+class IdentityRepository(LearnerRepository):
+    """Accounts, evidence, placements and decisions; and the learners (:class:`LearnerRepository`)."""
 
     def note_accounts(self, seen: Mapping[AccountKey, Sighting]) -> None:
         """Record that these accounts exist, keeping each one's earliest event."""
@@ -304,48 +295,6 @@ class IdentityRepository(Repository):
                 ],
             )
 
-    def ensure_live_learners(self, learner_ids: Iterable[str]) -> None:
-        """Create these learners, or bring back the ones that had been merged away."""
-        ids = sorted(set(learner_ids))
-        merged_into: dict[str, str | None] = {}
-        for chunk in chunks(ids):
-            for r in self.conn.execute(
-                select(t.learners.c.learner_id, t.learners.c.merged_into).where(t.learners.c.learner_id.in_(chunk))
-            ):
-                merged_into[r.learner_id] = r.merged_into
-        new = [{"learner_id": lid, "version": 0, "merged_into": None} for lid in ids if lid not in merged_into]
-        if new:
-            self.conn.execute(insert(t.learners), new)
-        revived = [lid for lid, into in merged_into.items() if into is not None]
-        for chunk in chunks(revived):
-            self.conn.execute(update(t.learners).where(t.learners.c.learner_id.in_(chunk)).values(merged_into=None))
-
-    def retire_learner(self, learner_id: str, survivor: str) -> list[str]:
-        """Mark ``learner_id`` merged into ``survivor``; learners merged into it follow (merges compose).
-
-        Returns every learner id whose ``merged_into`` changed.
-        """
-        followers = list(
-            self.conn.execute(select(t.learners.c.learner_id).where(t.learners.c.merged_into == learner_id)).scalars()
-        )
-        if followers:
-            self.conn.execute(update(t.learners).where(t.learners.c.merged_into == learner_id).values(merged_into=survivor))
-        self.conn.execute(update(t.learners).where(t.learners.c.learner_id == learner_id).values(merged_into=survivor))
-        return [learner_id, *followers]
-
-    def live(self, learner_ids: Iterable[str]) -> set[str]:
-        """Which of these learners exist and were not merged away."""
-        found: set[str] = set()
-        for chunk in chunks(sorted(set(learner_ids))):
-            # Filtered here, not in SQL: with "merged_into IS NULL" in the query SQLite plans a
-            # scan of the merged_into index (nearly every learner) instead of primary-key lookups
-            # (measured: 0.27 s of 1.9 s with 100,000 learners).
-            rows = self.conn.execute(
-                select(t.learners.c.learner_id, t.learners.c.merged_into).where(t.learners.c.learner_id.in_(chunk))
-            )
-            found.update(learner_id for learner_id, merged_into in rows if merged_into is None)
-        return found
-
     def accounts_of(self, learner_id: str) -> list[AccountKey]:
         return sorted(
             _keys(
@@ -359,71 +308,6 @@ class IdentityRepository(Repository):
         return self.conn.execute(
             select(t.accounts.c.learner_id).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
         ).scalar_one_or_none()
-
-    def identity_state(self, learner_id: str) -> LearnerIdentity:
-        """The learner's identity as published, with its stored version."""
-        return self.identity_states([learner_id])[learner_id]
-
-    def identity_states(self, learner_ids: Iterable[str]) -> dict[str, LearnerIdentity]:
-        """The identities of these learners as published, with their stored versions."""
-        rows, links = self._load_learners(learner_ids)
-        return {lid: _identity(lid, row, links[lid], max(row.version, 1)) for lid, row in rows.items()}
-
-    def _load_learners(self, learner_ids: Iterable[str]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        ids = sorted(set(learner_ids))
-        rows: dict[str, Any] = {}
-        links: dict[str, list[Any]] = {lid: [] for lid in ids}
-        for chunk in chunks(ids):
-            for r in self.conn.execute(select(t.learners).where(t.learners.c.learner_id.in_(chunk))):
-                rows[r.learner_id] = r
-            for r in self.conn.execute(
-                select(t.accounts).where(t.accounts.c.learner_id.in_(chunk)).order_by(t.accounts.c.platform, t.accounts.c.account)
-            ):
-                links[r.learner_id].append(r)
-        return rows, links
-
-    def refresh_identity(self, learner_id: str, version: int | None = None) -> bool:
-        return self.refresh_identities({learner_id: version}) == 1
-
-    def refresh_identities(self, versions: Mapping[str, int | None]) -> int:
-        """Store these learners' identity states; queue each that changed, with its version.
-
-        A version given is the size of the learner's evidence component, which grows with every
-        event and decision that can change an identity, so it rises with each change and is the
-        same whatever order or batches the events came in. Without one, the version rises by one.
-        Returns how many identities changed.
-        """
-        rows, links = self._load_learners(versions)
-        changes = []
-        for learner_id, row in sorted(rows.items()):
-            state = _identity(learner_id, row, links[learner_id], 1).model_dump_json(exclude={"version"})
-            version = versions[learner_id]
-            # A live learner is republished when its component grew, even if nothing else changed,
-            # so its last version is the same however the events were ordered. A learner merged
-            # away keeps its version until its redirect changes.
-            grew = version is not None and version != row.version and row.merged_into is None
-            if state == row.state and not grew:
-                continue
-            if version is None or version <= row.version:
-                version = row.version + 1
-            changes.append({"b_learner": learner_id, "b_state": state, "b_version": version,
-                            "b_value": published_identity(state, version)})
-        if changes:
-            self.conn.execute(_NEW_IDENTITY, changes)
-            self.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
-        return len(changes)
-
-    def live_learner(self, learner_id: str) -> str:
-        """The learner ``learner_id`` is now: itself, or where its merges lead."""
-        seen = {learner_id}
-        while True:
-            into = self.conn.execute(
-                select(t.learners.c.merged_into).where(t.learners.c.learner_id == learner_id)
-            ).scalar_one_or_none()
-            if into is None or into in seen:
-                return learner_id
-            seen.add(into)
-            learner_id = into
 
     def decision_known(self, decision_id: str) -> bool:
         return self.conn.execute(
@@ -442,9 +326,9 @@ class IdentityRepository(Repository):
                 decision_id=decision.decision_id,
                 review_id=decision.review_id,
                 action=decision.action.value,
-                platform=decision.account.platform.value,
+                platform=str(decision.account.platform),
                 account=decision.account.account,
-                anchor_platform=decision.anchor.platform.value if decision.anchor else None,
+                anchor_platform=str(decision.anchor.platform) if decision.anchor else None,
                 anchor_account=decision.anchor.account if decision.anchor else None,
                 decided_by=decision.decided_by,
                 decided_at=decision.decided_at,
@@ -453,31 +337,3 @@ class IdentityRepository(Repository):
             )
         )
         return True
-
-
-def published_identity(state: str, version: int) -> str:
-    """The published identity: its state (the JSON without ``version``) with ``version`` added.
-
-    ``version`` is the last field of :class:`LearnerIdentity`, so this is exactly the model's own
-    ``model_dump_json()``, without building the model a second time.
-    """
-    return f'{state[:-1]},"version":{version}}}'
-
-
-def _identity(learner_id: str, row: Any, links: list[Any], version: int) -> LearnerIdentity:
-    return LearnerIdentity(
-        learner_id=learner_id,
-        accounts=[AccountRef(platform=Platform(r.platform), account=r.account) for r in links],
-        links=[
-            Link(
-                platform=Platform(r.platform),
-                account=r.account,
-                method=LinkMethod(r.method),
-                linked_at=as_utc(r.linked_at),
-                event_id=r.event_id,
-            )
-            for r in links
-        ],
-        merged_into=row.merged_into,
-        version=version,
-    )

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import bindparam, func, insert, select, update
 
 from bridge.core.credits import CreditFact, RecordState
-from bridge.core.events import EventKind, Platform
-from bridge.core.identity import AccountKey, EvidenceItem
+from bridge.core.evidence import AccountKey, EvidenceItem
+from bridge.core.versions import Published, RecordChange, record_change, record_version
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks, pairs_in
 from topics.catalogue import CREDIT_RECORDS
@@ -98,13 +98,12 @@ class LedgerRepository(Repository):
     def save_records(self, states: list[RecordState]) -> int:
         """Store derived records; queue each that changed. Returns how many changed.
 
-        A record's version is the number of events behind it (:attr:`RecordState.events`: each
-        content of each source's event id): every new event changes the record by one version,
-        and the same events give the same version whatever order or batches they came in (so
-        a replay publishes the same bytes). When a record loses events (an account split off
-        after re-resolution, a content retracted for another of its event id), its id is retired
-        with a tombstone first, so that subscribers who keep the highest version start that
-        record afresh.
+        A record's version and whether it restarts (a tombstone first) are the core's rules
+        (:func:`bridge.core.versions.record_version`, :func:`~bridge.core.versions.record_change`):
+        the version is the number of events behind the record, and a record that lost events
+        (an account split off after re-resolution, a content retracted for another of its event
+        id) is retired with a tombstone before its new value, so that subscribers who keep the
+        highest version start that record afresh.
         """
         c = t.credit_records.c
         stored = {}
@@ -115,17 +114,20 @@ class LedgerRepository(Repository):
                 stored[r.record_id] = r
         new, changed, restart, queue = [], [], [], []
         for state in states:
-            record_id, version = state.record_id, state.events
+            record_id, version = state.record_id, record_version(state)
             text = state.to_record(version).model_dump_json()
+            row = stored.get(record_id)
+            change = record_change(
+                text, version, None if row is None else Published(published_record(row), row.version, row.retired)
+            )
+            if change is RecordChange.SAME:
+                continue
             values = {"value": text, "state": None, "retired": False, "status": state.status.value,
                       "credits": state.credits, "version": version}
-            row = stored.get(record_id)
-            if row is None:
+            if change is RecordChange.NEW:
                 new.append({"record_id": record_id, "learner_id": state.learner_id, "course_key": state.course_key, **values})
-            elif published_record(row) == text and not row.retired:
-                continue
             else:
-                if not row.retired and version <= row.version:
+                if change is RecordChange.RESTART:
                     restart.append(record_id)
                 changed.append({"b_record": record_id, **{f"b_{k}": v for k, v in values.items()}})
             queue.append(record_id)
@@ -163,27 +165,15 @@ def published_record(row) -> str | None:
     return RecordState.model_validate_json(row.state).to_record(row.version).model_dump_json()
 
 
-_FACT_COLUMNS = [
-    t.credit_facts.c[name]
-    for name in ("platform", "account", "event_id", "kind", "occurred_at", "course_id", "course_key", "hours",
-                 "platform_credits", "passed", "score", "contents")
-]
+#: A fact's columns are named as its model's fields: the list is written once, in CreditFact.
+FACT_FIELDS: tuple[str, ...] = tuple(CreditFact.model_fields)
+_FACT_COLUMNS = [t.credit_facts.c[name] for name in (*FACT_FIELDS, "course_key")]
 
 
 def _fact(r) -> CreditFact:
-    return CreditFact(
-        platform=Platform(r.platform),
-        account=r.account,
-        event_id=r.event_id,
-        kind=EventKind(r.kind),
-        occurred_at=as_utc(r.occurred_at),
-        course_id=r.course_id,
-        hours=r.hours,
-        platform_credits=r.platform_credits,
-        passed=r.passed,
-        score=r.score,
-        contents=r.contents,
-    )
+    values = {name: getattr(r, name) for name in FACT_FIELDS}
+    values["occurred_at"] = as_utc(values["occurred_at"])
+    return CreditFact(**values)
 
 
 def fact_row(
@@ -198,24 +188,15 @@ def fact_row(
 ) -> dict[str, object]:
     """A fact's row; with the keyed digest of its event's content and the evidence it showed
     (``[[kind, digest, key_id], ...]``), so that the content can be told apart and retracted."""
-    return {
-        "platform": fact.platform.value,
-        "event_id": fact.event_id,
-        "account": fact.account,
+    row: dict[str, object] = {name: getattr(fact, name) for name in FACT_FIELDS}
+    row["kind"] = fact.kind.value
+    return row | {
         "course_key": course_key,
-        "course_id": fact.course_id,
-        "kind": fact.kind.value,
-        "occurred_at": fact.occurred_at,
-        "hours": fact.hours,
-        "platform_credits": fact.platform_credits,
-        "passed": fact.passed,
-        "score": fact.score,
         "topic": topic,
         "partition": partition,
         "offset": offset,
         "content_digest": content_digest,
         "content_key_id": content_key_id,
-        "contents": fact.contents,
         "evidence": None if evidence is None else evidence_json(evidence),
     }
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
-from bridge.core.events import Platform
 from bridge.core.identity import PendingReview, review_id_for
 from bridge.core.records import AccountRef, ReviewItem, ReviewKind
 from bridge.store import schema as t
@@ -62,9 +61,23 @@ class ReviewRepository(Repository):
         return ReviewItem(
             review_id=r.review_id,
             kind=ReviewKind(r.kind),
-            account=AccountRef(platform=Platform(r.platform), account=r.account),
+            account=AccountRef(platform=r.platform, account=r.account),
             candidates=list(r.candidates),
             raised_at=as_utc(r.raised_at),
             event_id=r.event_id,
             status=r.status,
         )
+
+    def open_by_kind(self) -> dict[str, int]:
+        """How many review items are open, per kind (one small query)."""
+        items = t.review_items
+        rows = self.conn.execute(
+            select(items.c.kind, func.count()).where(items.c.status == "open").group_by(items.c.kind)
+        ).all()
+        return {kind: count for kind, count in rows}
+
+
+def count_open_reviews(engine: Engine) -> dict[str, int]:
+    """The open review items per kind, read on a pooled connection of their own."""
+    with engine.connect() as conn:
+        return ReviewRepository(conn).open_by_kind()

@@ -21,7 +21,9 @@ from bridge.core.events import EventKind, Platform
 from bridge.core.identity import AccountKey
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.pipeline import Inbound, Pipeline
-from bridge.simulate import EQUIVALENCES, OU_TOPIC, UNION_TOPIC
+from bridge.simulate import EQUIVALENCES
+from tests.factories import OU as OU_TOPIC
+from tests.factories import UNION as UNION_TOPIC
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
 from bridge.store.registry import Registry
@@ -42,7 +44,7 @@ def load(engine: Engine, learners: int = LEARNERS, key: Pseudonymiser = KEY, **o
 
 def process(engine: Engine, *messages: tuple[str, str, bytes], key: Pseudonymiser = KEY) -> None:
     batch = [Inbound(topic, 0, offset, k.encode(), value) for offset, (topic, k, value) in enumerate(messages)]
-    result = Pipeline(engine, adapters.PARSERS, key, COURSE_KEYS, 16.0).process(batch)
+    result = Pipeline(engine, adapters.parsers(), key, COURSE_KEYS, 16.0).process(batch)
     assert not result.dead_letters
 
 
@@ -75,7 +77,7 @@ def test_synthetic_learners_are_deterministic_valid_and_distinct() -> None:
         # The resident ID is valid: it survives the adapters' normalisation as a document.
         assert event.person.document is not None
         # The first event is the anchoring account's, so the history needed no merge.
-        assert (event.platform.value, event.account) == (learner.accounts[0].platform, learner.accounts[0].account)
+        assert (event.platform, event.account) == (learner.accounts[0].platform, learner.accounts[0].account)
 
 
 def test_learner_index_out_of_range_is_refused() -> None:
@@ -132,7 +134,7 @@ def test_preloaded_state_is_what_the_registry_would_publish(engine: Engine) -> N
 def test_event_of_a_preloaded_account_belongs_to_the_preloaded_learner(engine: Engine) -> None:
     load(engine)
     learner = next(synthetic.synthetic_learner(i) for i in range(LEARNERS) if synthetic.synthetic_learner(i).union_no)
-    course = next(c for c in learner.courses if c.platform is Platform.UNION)
+    course = next(c for c in learner.courses if c.platform is "union")
     state = select(t.learners.c.state).where(t.learners.c.learner_id == learner.learner_id)
     with engine.connect() as conn:
         before = conn.execute(state).scalar_one()
@@ -144,7 +146,7 @@ def test_event_of_a_preloaded_account_belongs_to_the_preloaded_learner(engine: E
     with engine.connect() as conn:
         registry = Registry(conn)
         assert registry.learner_of(AccountKey("union", learner.union_no)) == learner.learner_id
-        facts = registry.facts_for(learner.learner_id, COURSE_KEYS.key_for(Platform.UNION, course.course_id))
+        facts = registry.facts_for(learner.learner_id, COURSE_KEYS.key_for("union", course.course_id))
         assert "u-new-1" in {f.event_id for f in facts}
         # The learner's accounts and links are as loaded: the event only added to its record.
         assert conn.execute(state).scalar_one() == before

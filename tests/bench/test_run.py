@@ -17,7 +17,10 @@ from bench.report import Growth, Result, format_growth, format_table, percentile
 from bench.run import build_parser, plan_from
 from bench.scenarios import Bridge, Passthrough, metric_values
 from bench.workload import event_key, growth, simulated
-from bridge.simulate import OU_TOPIC, UNION_TOPIC, SimMessage
+from bridge.simulate import SimMessage
+from tests.factories import OU as OU_TOPIC
+from tests.factories import UNION as UNION_TOPIC
+from tests.factories import VOCATIONAL as VOCATIONAL_TOPIC
 
 
 def plan(*argv: str):
@@ -144,6 +147,8 @@ def test_reencode_keeps_bad_input_as_it_is() -> None:
 def test_event_keys_of_both_platforms_and_of_malformed_messages() -> None:
     assert event_key(SimMessage(UNION_TOPIC, b"k", b'{"msgId": "u-1"}')) == ("union", "u-1")
     assert event_key(SimMessage(OU_TOPIC, b"k", b'{"event_id": "01H"}')) == ("ou", "01H")
+    assert event_key(SimMessage(VOCATIONAL_TOPIC, b"k", b'{"id": "6690e6c9"}')) == ("vocational", "6690e6c9")
+    assert event_key(SimMessage(VOCATIONAL_TOPIC, b"k", b'{"event_id": "01H"}')) is None
     assert event_key(SimMessage(OU_TOPIC, b"k", b"\xff")) is None
     assert event_key(SimMessage(OU_TOPIC, b"k", b"[1]")) is None
 

@@ -32,8 +32,6 @@ from bridge.topicio import Message, compacted, producer, read_topic
 from tests.operators import write_keys
 from topics import catalogue
 
-INPUT_NAMES = {t.name for t in catalogue.INPUT_TOPICS}
-
 
 def kafka_security_env(settings: Settings) -> dict[str, str]:
     """The ``BRIDGE_KAFKA_*`` variables that connect as ``settings`` do (none for plaintext)."""
@@ -110,7 +108,7 @@ class Bridge:
         if isinstance(key, str):
             key = key.encode()
         self._producer.send(topic, key=key, value=value)
-        if topic in INPUT_NAMES:
+        if topic in {t.name for t in catalogue.INPUT_TOPICS}:
             self.sent += 1
 
     def flush(self) -> None:
@@ -339,7 +337,7 @@ class Observer:
         for (topic, key, value), future in zip(messages, futures):
             meta = future.get(timeout=60)
             sent.append(Sent(topic, meta.partition, meta.offset, key, value))
-            if topic in INPUT_NAMES:
+            if topic in {t.name for t in catalogue.INPUT_TOPICS}:
                 self.bridge.sent += 1
         return sent
 

@@ -36,9 +36,9 @@ pytestmark = pytest.mark.integration
 
 
 def _split(tmp_path: Path) -> tuple[list, list[Path]]:
-    """Every other message for the live stream; the rest in export files: one per platform (the
-    open university's gzip-compressed), each with a malformed line, and a file of both platforms
-    with a line of neither."""
+    """Every other message for the live stream; the rest in export files: one each for the union
+    and the open university (gzip-compressed), each with a malformed line, and a file of every
+    platform (all of the other platforms' lines) with a line of none."""
     messages, _ = traffic()
     live = messages[1::2]
     history = messages[0::2]
@@ -47,7 +47,9 @@ def _split(tmp_path: Path) -> tuple[list, list[Path]]:
     mixed = tmp_path / "mixed.jsonl"
     union_lines = [m.value for m in history if m.topic == catalogue.UNION_EVENTS.name]
     ou_lines = [m.value for m in history if m.topic == catalogue.OU_EVENTS.name]
-    mixed.write_bytes(b"\n".join([union_lines.pop(), b"not json at all", ou_lines.pop()]) + b"\n")
+    others = [m.value for m in history if m.topic not in (catalogue.UNION_EVENTS.name, catalogue.OU_EVENTS.name)]
+    assert others  # the vocational platform's
+    mixed.write_bytes(b"\n".join([union_lines.pop(), b"not json at all", ou_lines.pop(), *others]) + b"\n")
     union.write_bytes(b"\n".join(union_lines[:10] + [b'{"not": "an event"}'] + union_lines[10:]) + b"\n")
     with gzip.open(ou, "wb") as out:
         out.write(b"\n".join(ou_lines[:5] + [b"\xff\xfe not json"] + ou_lines[5:]) + b"\n\n")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import adapters
 from bridge import simulate
 
 pytestmark = pytest.mark.integration
@@ -70,18 +71,23 @@ def test_demo_runs_end_to_end_and_reports_a_consistent_summary(tmp_path: Path) -
     assert _number(sent, r"(\d+) malformed") == expected.malformed
 
     events = _line(summary, "events processed")
-    union, ou = _number(events, r"union (\d+)"), _number(events, r"open university (\d+)")
-    assert union > 0 and ou > 0, summary
     # Every good event is processed once: redeliveries are not counted twice, bad input not at all.
     # The demo also sends a few people for the operators (simulate.review_cases).
     cases = simulate.review_cases()
-    case_union = sum(1 for m in cases if m.topic == simulate.UNION_TOPIC)
-    assert (union, ou) == (expected.union_events + case_union, expected.ou_events + len(cases) - case_union), summary
+    platforms = adapters.registered()
+    assert len(platforms) == 3 and set(expected.events) == {a.name for a in platforms}
+    for adapter in platforms:
+        processed = _number(events, rf"(?:^|, ){re.escape(adapter.label)} (\d+)")
+        from_cases = sum(1 for m in cases if m.topic == adapter.topic.name)
+        assert processed == expected.events[adapter.name] + from_cases > 0, summary
     assert _number(_line(summary, "review items"), r"^(\d+) on") >= 2, summary
 
-    links = _number(_line(summary, "cross-platform links"), r"^(\d+) learners")
-    assert links > 0, summary
-    assert links >= expected.linked_by_resident_id, summary
+    # Every person whose accounts sent one valid resident ID is one learner: the learners on
+    # several platforms, and on all of them, are at least as many.
+    links = _line(summary, "cross-platform links")
+    several, on_all = _number(links, r"^(\d+) learners hold accounts on 2\+ platforms"), _number(links, r"(\d+) on all 3$")
+    assert several >= expected.linked_by_resident_id > 0, summary
+    assert on_all >= sum(1 for person in expected.linked if len(person) == 3) > 0, summary
 
     records = _line(summary, "credit records")
     assert _number(records, r"AWARDED (\d+)") > 0, summary
@@ -136,7 +142,7 @@ def test_a_kept_demo_is_a_practice_ground_for_the_operators_commands(tmp_path: P
         # The worker applies the signed decision: the docless account joins the chosen learner.
         deadline = time.monotonic() + 60
         while True:
-            explained = json.loads(bridge("explain", "union:GH9900000001", "--json"))
+            explained = json.loads(bridge("explain", simulate.review_account(), "--json"))
             if explained.get("learner_id") == chosen:
                 break
             assert time.monotonic() < deadline, explained

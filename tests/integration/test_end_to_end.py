@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bridge import simulate
 from tests.factories import BEIJING, OU, UNION, encode, ou_event, resident_id, union_event
 from tests.integration.harness import Bridge, open_dead_letter
 
@@ -124,3 +125,30 @@ def test_malformed_message_is_dead_lettered_and_the_rest_processed(bridge: Bridg
     statuses = sorted(r["status"] for r in bridge.records().values())
     assert statuses == ["ENROLLED", "WITHDRAWN"]
     assert bridge.counts()["events"] == {"union": 3}
+
+
+def test_simulated_traffic_of_every_platform_makes_each_person_one_learner(bridge: Bridge) -> None:
+    """The simulator's ground truth against a real worker: every person whose accounts sent one
+    valid resident ID is one learner holding all of them, on two platforms or all three; no
+    learner joins two persons; every good event is processed once."""
+    messages, expected = simulate.generate(1500, seed=17)
+    for msg in messages:
+        bridge.send(msg.topic, msg.key, msg.value)
+    bridge.start_worker()
+    bridge.settle()
+
+    learners = bridge.live_learners()
+    learner_of = {(a["platform"], a["account"]): lid for lid, l in learners.items() for a in l["accounts"]}
+    assert any(len(person) == 3 for person in expected.linked)
+    for person in expected.linked:
+        assert len({learner_of[item] for item in person.items()}) == 1, person
+    owner = {item: n for n, person in enumerate(expected.people) for item in person.items()}
+    for learner in learners.values():
+        persons = {owner.get((a["platform"], a["account"])) for a in learner["accounts"]} - {None}
+        assert len(persons) <= 1, learner["learner_id"]
+    # The others on several platforms are one learner too when their evidence allows it: most are.
+    joined = sum(1 for person in expected.people if len({learner_of[item] for item in person.items()}) == 1)
+    assert expected.linked_by_resident_id <= joined <= expected.persons_on_several
+    assert joined > 0.9 * expected.persons_on_several
+    assert bridge.counts()["events"] == expected.events
+    assert len(bridge.dead_letters()) == expected.malformed

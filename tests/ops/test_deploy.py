@@ -17,7 +17,7 @@ import pytest
 
 from bridge.errors import ConfigurationError
 from bridge.settings import Settings
-from bridge.worker import RETRY_CAP_S
+from bridge.stream.retry import RETRY_CAP_S
 from tests.ops.conftest import DEPLOY, ROOT, load_all
 from topics import strimzi
 

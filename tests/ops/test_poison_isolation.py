@@ -21,7 +21,6 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 
 import adapters
-from bridge import worker as worker_module
 from bridge.bootstrap import Runtime
 from bridge.core.courses import CourseKeys
 from bridge.core.pseudonym import Pseudonymiser
@@ -34,7 +33,11 @@ from bridge.pipeline import Inbound, Pipeline, dead_letter
 from bridge.settings import Settings
 from bridge.store import schema as t
 from bridge.store.registry import Registry
-from bridge.worker import Health, StreamWorker, deadletter_key
+from bridge.stream import health as health_module
+from bridge.stream import retry as retry_module
+from bridge.stream.handler import StreamWorker
+from bridge.stream.health import Health
+from bridge.stream.publisher import deadletter_key
 from tests.factories import UNION, encode, union_event
 from tests.integration.harness import install_insert_poison
 from topics import catalogue
@@ -48,7 +51,7 @@ def runtime(request: pytest.FixtureRequest, engine: Engine, database_url: str) -
         install_insert_poison(engine, "poison")
     else:
         install_insert_poison(engine, "no-such-prefix", constraint_prefix="poison")
-    pipeline = Pipeline(engine, adapters.PARSERS, Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
+    pipeline = Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
     return Runtime(Settings(database_url=database_url), engine, pipeline, Metrics(CollectorRegistry()))
 
 
@@ -82,7 +85,7 @@ def _facts(engine: Engine) -> int:
 def test_the_messages_that_fail_their_batch_are_isolated_and_the_rest_committed(
     runtime: Runtime, poisons: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(retry_module, "RETRY_FIRST_S", 0.01)
     batch = [_message(i, f"POISON-{i}" if i in poisons else f"GH{i}") for i in range(7)]
     result, sent = _handle(runtime, batch)
 
@@ -110,7 +113,7 @@ def test_a_redelivered_batch_with_its_poison_changes_nothing_more(runtime: Runti
 
 
 def test_a_transient_failure_is_retried_not_isolated(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(retry_module, "RETRY_FIRST_S", 0.01)
     real = runtime.pipeline.process
     calls: list[int] = []
 
@@ -133,7 +136,7 @@ def test_a_fatal_failure_stops_the_worker_without_committing(runtime: Runtime, m
         exits.append(code)
         raise SystemExit(code)
 
-    monkeypatch.setattr(worker_module.os, "_exit", exit_now)
+    monkeypatch.setattr(retry_module.os, "_exit", exit_now)
 
     def replaced(batch):
         raise RegistryChanged("the registry id changed")
@@ -141,7 +144,7 @@ def test_a_fatal_failure_stops_the_worker_without_committing(runtime: Runtime, m
     monkeypatch.setattr(runtime.pipeline, "process", replaced)
     with pytest.raises(SystemExit):
         _handle(runtime, [_message(0, "GH0")])
-    assert exits == [worker_module.FATAL_EXIT]
+    assert exits == [retry_module.FATAL_EXIT]
 
 
 @pytest.mark.parametrize(
@@ -180,8 +183,8 @@ def test_sqlstates_decide_on_postgresql() -> None:
 def test_a_race_lost_again_and_again_is_treated_as_caused_by_the_data(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "CONFLICT_RETRY_S", 0.011)
-    monkeypatch.setattr(worker_module, "MAX_QUICK_RACES", 3)
+    monkeypatch.setattr(retry_module, "CONFLICT_RETRY_S", 0.011)
+    monkeypatch.setattr(retry_module, "MAX_QUICK_RACES", 3)
     real = runtime.pipeline.process
 
     def always_conflicting_for_poison(batch):
@@ -262,7 +265,7 @@ def test_a_worker_stuck_on_a_batch_is_not_ready(runtime: Runtime, monkeypatch: p
         worker.health.assigned = True
         assert worker.check_database() and worker.is_ready()
         clock = [5000.0]
-        monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+        monkeypatch.setattr(health_module.time, "monotonic", lambda: clock[0])
         worker.health.batch_started = clock[0]
         clock[0] += runtime.settings.stall_timeout_s + 1
         assert not worker.is_ready()
@@ -306,7 +309,7 @@ def test_a_database_that_takes_no_writes_dead_letters_nothing(
 ) -> None:
     """Every message fails alike (say, a cause the classification does not know): the probe before
     the first dead letter finds the database refusing writes, and the worker waits instead."""
-    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(retry_module, "RETRY_FIRST_S", 0.01)
     real_process, real_probe = runtime.pipeline.process, runtime.pipeline.probe
     broken = [True]
     probes: list[bool] = []
@@ -338,9 +341,9 @@ def test_serialization_failures_are_never_blamed_on_the_data(
     class Orig(Exception):
         sqlstate = "40001"
 
-    monkeypatch.setattr(worker_module, "CONFLICT_RETRY_S", 0.011)
-    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
-    monkeypatch.setattr(worker_module, "MAX_QUICK_RACES", 2)
+    monkeypatch.setattr(retry_module, "CONFLICT_RETRY_S", 0.011)
+    monkeypatch.setattr(retry_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(retry_module, "MAX_QUICK_RACES", 2)
     real = runtime.pipeline.process
     calls = [0]
 

@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
-from bridge import worker as worker_module
 from bridge.bootstrap import Runtime
 from bridge.core.sealing import Sealer
 from bridge.metrics import Metrics
@@ -23,7 +22,10 @@ from bridge.pipeline import BatchResult, Inbound, Pipeline, dead_letter
 from bridge.settings import Settings
 from bridge.store import schema
 from bridge.store.engine import build_engine, upgrade
-from bridge.worker import BridgeMonitor, StreamWorker, consumer_lag
+from bridge.stream import health as health_module
+from bridge.stream import retry as retry_module
+from bridge.stream.handler import StreamWorker
+from bridge.stream.lag import BridgeMonitor, consumer_lag
 from topics import catalogue
 
 UNION = catalogue.UNION_EVENTS.name
@@ -76,7 +78,7 @@ def _value(runtime: Runtime, name: str, **labels: str) -> float | None:
 
 
 def test_a_batch_is_published_then_measured(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(retry_module, "RETRY_FIRST_S", 0.01)
     bad = Inbound(UNION, 0, 5, b"GH9", b"{not json")
     good = Inbound(OU, 1, 9, b"S1", b"{}")
     result = BatchResult(
@@ -157,9 +159,9 @@ def test_liveness_fails_only_after_the_heartbeat_stopped(runtime: Runtime, monke
     try:
         assert worker.is_alive()  # before the app's timers start
         clock = [1000.0]
-        monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+        monkeypatch.setattr(health_module.time, "monotonic", lambda: clock[0])
         worker.health.heartbeat = 1000.0
-        clock[0] += worker_module.HEARTBEAT_STALE_S - 1
+        clock[0] += health_module.HEARTBEAT_STALE_S - 1
         assert worker.is_alive()
         clock[0] += 2
         assert not worker.is_alive()

@@ -70,7 +70,7 @@ def test_fuzzed_batches_never_escape_and_lose_nothing(data) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = build_engine(f"sqlite:///{Path(tmp) / 'b.db'}")
         metadata.create_all(engine)
-        pipeline = Pipeline(engine, adapters.PARSERS, Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
+        pipeline = Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
         result = pipeline.process(batch)
         engine.dispose()
     processed = sum(result.processed.values())

@@ -19,7 +19,7 @@ DOC = resident_id()
 
 
 def pipeline(engine, key: str, previous: tuple[str, ...] = ()) -> Pipeline:
-    return Pipeline(engine, adapters.PARSERS, Pseudonymiser.from_secret(key, previous=previous), CourseKeys(), 16.0)
+    return Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret(key, previous=previous), CourseKeys(), 16.0)
 
 
 def test_a_rotation_keeps_linking_and_raises_no_conflict(database_url: str) -> None:

@@ -22,7 +22,7 @@ from bridge.core.credits import CreditFact, RecordState, derive_record
 from bridge.core.events import EventKind, Platform
 from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
 from bridge.store import schema as t
-from bridge.store.identity import published_identity
+from bridge.store.learners import published_identity
 from bridge.store.registry import Registry
 from topics.catalogue import CREDIT_RECORDS
 from bridge.store.engine import MIGRATIONS, alembic_config, build_engine, current_revision, head_revision, upgrade
@@ -92,7 +92,7 @@ def test_downgrade_to_base_and_back(engine: Engine) -> None:
 
 
 def _record(learner_id: str, event_id: str) -> RecordState:
-    fact = CreditFact(platform=Platform.OU, account="S1", event_id=event_id, kind=EventKind.COMPLETED,
+    fact = CreditFact(platform="ou", account="S1", event_id=event_id, kind=EventKind.COMPLETED,
                       occurred_at=datetime(2024, 3, 1, 8, tzinfo=timezone.utc), course_id="OU1",
                       platform_credits=2.5, passed=True, score=88.0)
     return derive_record(learner_id, "ou:OU1", [fact], 16.0)
@@ -132,8 +132,8 @@ def test_downgrade_gives_records_written_since_their_state_back(engine: Engine) 
 def test_a_ready_identity_value_is_the_models_own_json() -> None:
     identity = LearnerIdentity(
         learner_id="lrn_1",
-        accounts=[AccountRef(platform=Platform.UNION, account="U1")],
-        links=[Link(platform=Platform.UNION, account="U1", method=LinkMethod.ACCOUNT,
+        accounts=[AccountRef(platform="union", account="U1")],
+        links=[Link(platform="union", account="U1", method=LinkMethod.ACCOUNT,
                     linked_at=datetime(2024, 1, 2, tzinfo=timezone.utc), event_id="e1")],
         merged_into=None,
         version=7,

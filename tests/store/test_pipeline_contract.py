@@ -56,7 +56,7 @@ def day(n: int) -> datetime:
 def make_pipeline(engine: Engine, *, parsers=None, course_keys: CourseKeys | None = None) -> Pipeline:
     return Pipeline(
         engine,
-        parsers if parsers is not None else adapters.PARSERS,
+        parsers if parsers is not None else adapters.parsers(),
         KEY,
         course_keys if course_keys is not None else parse_equivalences(EQUIVALENCES),
         16.0,
@@ -459,12 +459,12 @@ def test_a_core_failure_dead_letters_only_that_event(engine: Engine, feed: Feed)
 
 def _parsers_failing_for(event_id: str):
     def union_parser(value: bytes) -> CanonicalEvent:
-        event = adapters.PARSERS[UNION](value)
+        event = adapters.parsers()[UNION](value)
         if event.event_id == event_id:
             raise RuntimeError("simulated bug while parsing")
         return event
 
-    return {**adapters.PARSERS, UNION: union_parser}
+    return {**adapters.parsers(), UNION: union_parser}
 
 
 def test_a_parser_failure_dead_letters_only_that_event(engine: Engine, feed: Feed) -> None:

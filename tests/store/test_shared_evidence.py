@@ -35,7 +35,7 @@ BOUND = 10
 
 
 def _pipeline(engine: Engine, bound: int = BOUND) -> Pipeline:
-    return Pipeline(engine, adapters.PARSERS, KEY, CourseKeys(), 16.0, max_shared_evidence=bound)
+    return Pipeline(engine, adapters.parsers(), KEY, CourseKeys(), 16.0, max_shared_evidence=bound)
 
 
 def _member(n: int, *, event: int = 0, id_card: str | None = None, course: str = "C-1") -> Inbound:

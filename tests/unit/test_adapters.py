@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters import PARSERS, PLATFORM_OF_TOPIC, ou, union
+import adapters
+from adapters import ou, union, vocational
 from bridge.core.events import (
     CanonicalEvent,
     DocumentProblem,
@@ -96,14 +97,19 @@ def _ou(**changes: Any) -> CanonicalEvent:
 # --- the registry --------------------------------------------------------------------------------
 
 
-def test_parsers_are_keyed_by_topic() -> None:
-    assert PARSERS == {"union.training.events.v1": union.parse, "ou.lifelong.events.v1": ou.parse}
-    assert PLATFORM_OF_TOPIC == {
-        "union.training.events.v1": Platform.UNION,
-        "ou.lifelong.events.v1": Platform.OU,
+def test_parsers_are_keyed_by_the_catalogue_topic_each_module_declares() -> None:
+    assert adapters.parsers() == {
+        "union.training.events.v1": union.parse,
+        "ou.lifelong.events.v1": ou.parse,
+        "vocational.learning.events.v1": vocational.parse,
     }
+    assert [(a.name, a.topic.name) for a in adapters.registered()] == [
+        ("union", "union.training.events.v1"),
+        ("ou", "ou.lifelong.events.v1"),
+        ("vocational", "vocational.learning.events.v1"),
+    ]
     assert (union.TOPIC, union.PLATFORM, ou.TOPIC, ou.PLATFORM) == (
-        "union.training.events.v1", Platform.UNION, "ou.lifelong.events.v1", Platform.OU)
+        "union.training.events.v1", "union", "ou.lifelong.events.v1", "ou")
 
 
 # --- the contract's examples ---------------------------------------------------------------------
@@ -112,7 +118,7 @@ def test_parsers_are_keyed_by_topic() -> None:
 def test_union_example() -> None:
     event = union.parse(_encode(UNION_EXAMPLE))
     assert event == CanonicalEvent(
-        platform=Platform.UNION,
+        platform="union",
         event_id="u-7f3c2a10-0001",
         kind=EventKind.COMPLETED,
         occurred_at=datetime(2024, 4, 26, 1, 30, tzinfo=UTC),
@@ -132,7 +138,7 @@ def test_union_example() -> None:
 def test_ou_example() -> None:
     event = ou.parse(_encode(OU_EXAMPLE))
     assert event == CanonicalEvent(
-        platform=Platform.OU,
+        platform="ou",
         event_id="01HW3K9Q2M4T8V6X0Y1Z2A3B4C",
         kind=EventKind.COMPLETED,
         occurred_at=datetime(2024, 4, 26, 1, 30, tzinfo=UTC),

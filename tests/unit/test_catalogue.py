@@ -21,7 +21,7 @@ from topics.catalogue import (
     TOPICS,
 )
 
-CONTRACT_INPUTS = {"union.training.events.v1", "ou.lifelong.events.v1"}
+CONTRACT_INPUTS = {"union.training.events.v1", "ou.lifelong.events.v1", "vocational.learning.events.v1"}
 CONTRACT_OUTPUTS = {
     "credit.records.v1": "compact",
     "learner.identities.v1": "compact",

@@ -20,7 +20,6 @@ import pytest
 from kafka import errors as kafka_errors
 
 from bridge import cli
-from bridge import worker as worker_module
 from bridge.admin import BrokerUnavailable, CredentialsRefused
 from bridge.commands import subscriber
 from bridge.errors import (
@@ -39,6 +38,7 @@ from bridge.errors import (
     FatalError,
 )
 from bridge.settings import check_environment, known_variables, unknown_variables
+from bridge.stream import retry, shutdown
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "kQ8vZ2mX7pL4nR9tW1yB6cF3hJ5sD0gA"
@@ -79,8 +79,8 @@ def _unused_port() -> int:
 def test_the_exit_codes_are_distinct_and_agree_with_the_worker() -> None:
     codes = [code for code, _ in EXIT_CODES]
     assert len(codes) == len(set(codes))
-    assert worker_module.FATAL_EXIT == cli.FATAL_EXIT == EXIT_FATAL == 4
-    assert worker_module.SHUTDOWN_OVERRUN_EXIT == EXIT_SHUTDOWN_OVERRUN == 3
+    assert retry.FATAL_EXIT == cli.FATAL_EXIT == EXIT_FATAL == 4
+    assert shutdown.SHUTDOWN_OVERRUN_EXIT == EXIT_SHUTDOWN_OVERRUN == 3
     assert EXIT_USAGE == 2  # argparse's own
     assert len({EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_DATA, EXIT_FATAL, EXIT_SHUTDOWN_OVERRUN}) == 6
     assert {code for code in codes} >= {0, 1, 2, 3, 4, 5, 6, 7, 130, 141}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.core.credits import CreditFact, credit_value, derive_record, union_credits
+from bridge.core.credits import CreditFact, RecordState, credit_value, derive_record, union_credits
 from bridge.core.events import EventKind, Platform
 from bridge.core.records import CreditStatus, Source, record_id_for
 
@@ -34,7 +34,7 @@ def union(
     course_id: str = "ACFTU-SK-0012",
 ) -> CreditFact:
     return CreditFact(
-        platform=Platform.UNION,
+        platform="union",
         account=account,
         event_id=event_id,
         kind=kind,
@@ -59,7 +59,7 @@ def ou(
     course_id: str = "NOU-08123",
 ) -> CreditFact:
     return CreditFact(
-        platform=Platform.OU,
+        platform="ou",
         account=account,
         event_id=event_id,
         kind=kind,
@@ -252,8 +252,8 @@ def test_equivalent_passes_give_the_larger_value_and_both_sources() -> None:
     assert state.hours == 36
     assert state.score == 90
     assert state.sources == (
-        Source(platform=Platform.OU, account="S1", event_id="o1"),
-        Source(platform=Platform.UNION, account="GH1", event_id="u1"),
+        Source(platform="ou", account="S1", event_id="o1"),
+        Source(platform="union", account="GH1", event_id="u1"),
     )
 
 
@@ -262,7 +262,7 @@ def test_equivalent_passes_where_the_union_course_is_worth_more() -> None:
     ou_pass = ou("o1", C, 2, credits=2.0, passed=True)
     state = derive(ou_pass, union_pass)
     assert (state.credits, state.rule, state.hours) == (3.0, "hours/16", 48)
-    assert {s.platform for s in state.sources} == {Platform.UNION, Platform.OU}
+    assert {s.platform for s in state.sources} == {"union", "ou"}
 
 
 def test_an_ou_failure_beside_a_union_pass_is_awarded_at_the_union_value() -> None:
@@ -317,14 +317,14 @@ def fact_sets(draw: st.DrawFn) -> list[CreditFact]:
     n = draw(st.integers(min_value=1, max_value=8))
     facts = []
     for i in range(n):
-        platform = draw(st.sampled_from([Platform.UNION, Platform.OU]))
+        platform = draw(st.sampled_from(["union", "ou"]))
         kind = draw(_KINDS)
         # Few distinct days so that equal timestamps (ties) are common.
         day = draw(st.integers(min_value=0, max_value=4))
         passed = draw(st.booleans()) if kind is C else None
         score = draw(st.none() | st.integers(min_value=0, max_value=100).map(float)) if kind is C else None
         account = draw(st.sampled_from(["A1", "A2"]))
-        if platform is Platform.UNION:
+        if platform == "union":
             hours = float(draw(st.integers(min_value=0, max_value=80)))
             facts.append(union(f"e{i}", kind, day, hours=hours, passed=passed, score=score, account=account))
         else:
@@ -349,7 +349,7 @@ def test_derived_record_keeps_its_invariants(facts: list[CreditFact]) -> None:
     assert {(s.platform, s.account, s.event_id) for s in state.sources} == {
         (f.platform, f.account, f.event_id) for f in facts
     }
-    assert list(state.sources) == sorted(state.sources, key=lambda s: (s.platform.value, s.account, s.event_id))
+    assert list(state.sources) == sorted(state.sources, key=lambda s: (s.platform, s.account, s.event_id))
     passes = [f for f in facts if f.kind is C and f.passed]
     if passes:
         assert state.status is CreditStatus.AWARDED
@@ -358,3 +358,19 @@ def test_derived_record_keeps_its_invariants(facts: list[CreditFact]) -> None:
     else:
         assert state.credits == 0.0
         assert state.status is not CreditStatus.AWARDED
+
+
+def test_the_fact_and_record_field_lists_are_written_once() -> None:
+    """A fact's fields are the canonical event's facts plus its flattened outcome, its ledger
+    columns are named as its fields, and a record state holds exactly the published record's
+    fields but its id and version (plus the hidden content count)."""
+    from bridge.core.events import CanonicalEvent, EventFacts
+    from bridge.core.records import CreditRecord
+    from bridge.store import schema
+    from bridge.store.ledger import FACT_FIELDS
+
+    assert set(EventFacts.model_fields) <= set(CanonicalEvent.model_fields)
+    assert list(CreditFact.model_fields) == [*EventFacts.model_fields, "passed", "score", "contents"]
+    assert set(FACT_FIELDS) <= set(schema.credit_facts.c.keys())
+    assert set(RecordState.model_fields) - set(CreditRecord.model_fields) == {"extra_contents"}
+    assert set(CreditRecord.model_fields) - set(RecordState.model_fields) == {"record_id", "version"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from bridge.worker import GC_THRESHOLDS, tune_gc
+from bridge.stream.tuning import GC_THRESHOLDS, tune_gc
 
 
 def test_tune_gc_freezes_start_up_objects_and_collects_less_often() -> None:

@@ -354,7 +354,7 @@ def _event(
     problem: DocumentProblem | None = None,
     name: str | None = "张伟",
     mobile: str | None = "13800138000",
-    platform: Platform = Platform.UNION,
+    platform: Platform = "union",
     account_no: str = "GH1",
 ) -> CanonicalEvent:
     return CanonicalEvent(
@@ -392,8 +392,8 @@ def test_evidence_without_name_or_mobile_has_no_name_mobile_item() -> None:
 
 
 def test_equal_evidence_on_either_platform_gives_equal_digests() -> None:
-    union = Evidence.of(_event(document=_doc(), platform=Platform.UNION, account_no="GH1"), KEY)
-    ou = Evidence.of(_event(document=_doc(), platform=Platform.OU, account_no="S9"), KEY)
+    union = Evidence.of(_event(document=_doc(), platform="union", account_no="GH1"), KEY)
+    ou = Evidence.of(_event(document=_doc(), platform="ou", account_no="S9"), KEY)
     assert union == ou
 
 

@@ -1,121 +1,38 @@
 """The traffic simulator: deterministic, messy in the ways CONTRACT §1 allows, honest ground truth.
 
-The checks here re-derive the expectation from the raw bytes with their own reading of the
-contract, so they do not share code (or mistakes) with the generator.
+The checks here re-derive the expectation from the raw bytes with the suite's own reading of the
+contract (:mod:`tests.simulated`, one reader per platform), so they do not share code (or
+mistakes) with the generator. Each platform's own simulator: ``test_simulate_platforms.py``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections import Counter, defaultdict
-from datetime import date, datetime, timezone
+from datetime import datetime
 
 import pytest
 
+import adapters
 from bridge.core.normalise import resident_id_check_character
-from bridge.simulate import (
-    EQUIVALENCES,
-    OU_COURSES,
-    OU_TOPIC,
-    UNION_COURSES,
-    UNION_TOPIC,
-    Expectation,
-    SimMessage,
-    generate,
-    iter_rate,
-    summary_line,
+from bridge.simulate import EQUIVALENCES, Expectation, SimMessage, generate, iter_rate, summary_line
+from tests.factories import OU, UNION, VOCATIONAL
+from tests.simulated import (
+    BEIJING,
+    READERS,
+    STUDY_HOURS,
+    TOPIC_OF,
+    account,
+    at,
+    contract_event,
+    event_id,
+    mobile_digits,
+    of,
+    real_date,
+    shape,
+    valid_resident_id,
 )
-
-UNION_TYPES = {"COURSE_ENROLL", "COURSE_COMPLETE", "COURSE_WITHDRAW"}
-OU_TYPES = {"enrolment.created", "enrolment.cancelled", "course.completed"}
-UNION_REQUIRED = [("msgId",), ("eventType",), ("occurTime",), ("member", "memberNo"),
-                  ("course", "courseCode"), ("course", "studyHours")]
-OU_REQUIRED = [("event_id",), ("event_type",), ("occurred_at",), ("learner", "student_no"),
-               ("course", "course_id"), ("course", "credits")]
-START_2024_MS = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-START_2025_MS = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-def contract_event(message: SimMessage) -> dict | None:
-    """The event if the contract accepts the message, else ``None`` (it would be dead-lettered)."""
-    try:
-        value = json.loads(message.value.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(value, dict):
-        return None
-    if message.topic == UNION_TOPIC:
-        kind, types, required = value.get("eventType"), UNION_TYPES, list(UNION_REQUIRED)
-        if kind == "COURSE_COMPLETE":
-            required.append(("result", "passed"))
-    else:
-        kind, types, required = value.get("event_type"), OU_TYPES, list(OU_REQUIRED)
-        if kind == "course.completed":
-            required.append(("outcome", "status"))
-    if kind not in types:
-        return None
-    for path in required:
-        node = value
-        for part in path:
-            if not isinstance(node, dict) or node.get(part) is None:
-                return None
-            node = node[part]
-    return value
-
-
-def account(message: SimMessage, event: dict) -> str:
-    if message.topic == UNION_TOPIC:
-        return event["member"]["memberNo"]
-    return event["learner"]["student_no"]
-
-
-def event_id(message: SimMessage, event: dict) -> str:
-    return event["msgId"] if message.topic == UNION_TOPIC else event["event_id"]
-
-
-def course_of(message: SimMessage, event: dict) -> str:
-    return event["course"]["courseCode" if message.topic == UNION_TOPIC else "course_id"]
-
-
-def resident_id_number(message: SimMessage, event: dict) -> str | None:
-    """The raw resident ID number the event carries, if any (empty strings count as none)."""
-    if message.topic == UNION_TOPIC:
-        return event["member"].get("idCardNo") or None
-    document = event["learner"].get("identity_document")
-    if document and document["type"] == "RESIDENT_ID":
-        return document["number"] or None
-    return None
-
-
-def shape(raw: str) -> str:
-    """NFKC, no spaces, upper case; a 15-digit legacy number upgraded (CONTRACT §3.2)."""
-    number = unicodedata.normalize("NFKC", raw).replace(" ", "").upper()
-    if re.fullmatch(r"\d{15}", number):
-        first17 = number[:6] + "19" + number[6:]
-        number = first17 + resident_id_check_character(first17)
-    return number
-
-
-def real_date(number: str) -> bool:
-    try:
-        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    except ValueError:
-        return False
-    return True
-
-
-def valid_resident_id(raw: str) -> str | None:
-    number = shape(raw)
-    if not re.fullmatch(r"\d{17}[\dX]", number) or not real_date(number):
-        return None
-    return number if resident_id_check_character(number[:17]) == number[17] else None
-
-
-def mobile_digits(raw: str) -> str:
-    digits = re.sub(r"\D", "", raw)
-    return digits[-11:]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +63,7 @@ def test_different_seeds_differ() -> None:
 def test_count_topics_and_totals(run) -> None:
     messages, expectation = run
     assert len(messages) == expectation.messages == 4000
-    assert {m.topic for m in messages} == {UNION_TOPIC, OU_TOPIC}
+    assert {m.topic for m in messages} == {UNION, OU, VOCATIONAL} == {a.topic.name for a in adapters.registered()}
     assert expectation.good_events + expectation.duplicates + expectation.malformed == len(messages)
     assert (expectation.malformed, expectation.duplicates) == (40, 120)
 
@@ -173,202 +90,169 @@ def test_good_event_counts_and_unique_ids(good, run) -> None:
     ids = {(m.topic, event_id(m, e)) for _, m, e in good}
     distinct_values = {(m.topic, m.value) for _, m, e in good}
     assert len(ids) == len(distinct_values) == expectation.good_events
-    assert sum(1 for topic, _ in ids if topic == UNION_TOPIC) == expectation.union_events
-    assert sum(1 for topic, _ in ids if topic == OU_TOPIC) == expectation.ou_events
-    assert all(re.fullmatch(r"u-[0-9a-f]{8}-\d{4,}", i) for t, i in ids if t == UNION_TOPIC)
-    assert all(re.fullmatch(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", i) for t, i in ids if t == OU_TOPIC)
+    assert set(expectation.events) == {"union", "ou", "vocational"}
+    for platform, count in expectation.events.items():
+        assert sum(1 for topic, _ in ids if topic == TOPIC_OF[platform]) == count > 0
+    patterns = {UNION: r"u-[0-9a-f]{8}-\d{4,}", OU: r"[0-7][0-9A-HJKMNP-TV-Z]{25}",
+                VOCATIONAL: r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"}
+    assert all(re.fullmatch(patterns[t], i) for t, i in ids)
 
 
 def test_keys_are_the_account_numbers(run, good) -> None:
     messages, _ = run
     accounts = set()
+    patterns = {UNION: r"GH\d{10}", OU: r"\d{13}", VOCATIONAL: r"[A-Z]{2}\d{4}00\d{6}"}
     for _, message, event in good:
         assert message.key == account(message, event).encode("utf-8")
-        pattern = r"GH\d{10}" if message.topic == UNION_TOPIC else r"\d{13}"
-        assert re.fullmatch(pattern, message.key.decode())
+        assert re.fullmatch(patterns[message.topic], message.key.decode())
         accounts.add(message.key)
     assert {m.key for m in messages} <= accounts  # malformed messages are keyed by real accounts too
 
 
-def test_persons_pairs_and_resident_id_links_match_the_messages(good, run) -> None:
+def test_persons_people_and_resident_id_links_match_the_messages(good, run) -> None:
     _, expectation = run
-    union_accounts = {account(m, e) for _, m, e in good if m.topic == UNION_TOPIC}
-    ou_accounts = {account(m, e) for _, m, e in good if m.topic == OU_TOPIC}
-    assert len(expectation.pairs) == expectation.persons_on_both
-    assert {u for u, _ in expectation.pairs} <= union_accounts
-    assert {o for _, o in expectation.pairs} <= ou_accounts
-    assert expectation.persons == len(union_accounts) + len(ou_accounts) - expectation.persons_on_both
+    accounts = {platform: {account(m, e) for _, m, e in good if m.topic == topic} for platform, topic in TOPIC_OF.items()}
+    assert len(expectation.people) == expectation.persons_on_several
+    for person in expectation.people:
+        assert len(person) >= 2 and all(number in accounts[platform] for platform, number in person.items())
+    held = [(platform, number) for person in expectation.people for platform, number in person.items()]
+    assert len(held) == len(set(held))  # no account belongs to two persons
+    total_accounts = sum(len(a) for a in accounts.values())
+    assert expectation.persons == total_accounts - sum(len(person) - 1 for person in expectation.people)
+    sizes = Counter(len(person) for person in expectation.people)
+    assert expectation.persons_by_platforms == {1: expectation.persons - len(expectation.people), 2: sizes[2], 3: sizes[3]}
+    assert sizes[3] > 0
 
-    valid_ids: dict[str, dict[str, set[str]]] = {UNION_TOPIC: defaultdict(set), OU_TOPIC: defaultdict(set)}
+    by_number: dict[str, set[tuple[str, str]]] = defaultdict(set)
     invalid_accounts = set()
     for _, message, event in good:
-        if (raw := resident_id_number(message, event)) is None:
+        platform = READERS[message.topic].platform
+        if (raw := READERS[message.topic].resident_id(event)) is None:
             continue
         if (number := valid_resident_id(raw)) is None:
-            invalid_accounts.add((message.topic, account(message, event)))
+            invalid_accounts.add((platform, account(message, event)))
         else:
-            valid_ids[message.topic][account(message, event)].add(number)
-    by_number = {n: a for a, numbers in valid_ids[OU_TOPIC].items() for n in numbers}
-    linked = {
-        (union_account, by_number[n])
-        for union_account, numbers in valid_ids[UNION_TOPIC].items()
-        for n in numbers
-        if n in by_number
-    }
-    assert linked == set(expectation.linked_pairs)
+            by_number[number].add((platform, account(message, event)))
+    linked = {frozenset(sent) for sent in by_number.values() if len({p for p, _ in sent}) >= 2}
+    assert linked == {frozenset(person.items()) for person in expectation.linked}
     assert len(linked) == expectation.linked_by_resident_id
-    assert set(expectation.linked_pairs) <= set(expectation.pairs)
-    assert 0 < expectation.linked_by_resident_id < expectation.persons_on_both
+    people = [set(person.items()) for person in expectation.people]
+    assert all(any(set(link) <= person for person in people) for link in linked)
+    assert any(len(link) == 3 for link in linked)
+    assert 0 < expectation.linked_by_resident_id < expectation.persons_on_several
     assert len(invalid_accounts) == expectation.accounts_with_invalid_resident_id > 0
 
 
-def test_pairs_are_the_same_person_on_both_platforms(good, run) -> None:
+def test_people_are_the_same_person_on_every_platform(good, run) -> None:
     _, expectation = run
-    mobiles: dict[str, set[str]] = defaultdict(set)
+    mobiles: dict[tuple[str, str], set[str]] = defaultdict(set)
     for _, message, event in good:
-        person = event["member"] if message.topic == UNION_TOPIC else event["learner"]
-        phone = person.get("mobile") if message.topic == UNION_TOPIC else person.get("phone")
-        if phone:
-            mobiles[account(message, event)].add(mobile_digits(phone))
-    for union_account, ou_account in expectation.pairs:
-        assert len(mobiles[union_account] | mobiles[ou_account]) <= 1
+        if phone := READERS[message.topic].mobile(event):
+            mobiles[(READERS[message.topic].platform, account(message, event))].add(mobile_digits(phone))
+    for person in expectation.people:
+        assert len(set().union(*(mobiles[item] for item in person.items()))) <= 1
 
 
 def test_resident_ids_are_well_formed_and_valid_ones_pass_the_check_character(good) -> None:
-    per_account: dict[str, set[bool]] = defaultdict(set)
+    per_account: dict[tuple[str, str], set[bool]] = defaultdict(set)
     for _, message, event in good:
-        if (raw := resident_id_number(message, event)) is None:
+        if (raw := READERS[message.topic].resident_id(event)) is None:
             continue
         number = shape(raw)
         assert re.fullmatch(r"\d{17}[\dX]", number) and real_date(number), raw
         assert 1958 <= int(number[6:10]) <= 2003
-        per_account[account(message, event)].add(
-            resident_id_check_character(number[:17]) == number[17]
-        )
+        per_account[(message.topic, account(message, event))].add(resident_id_check_character(number[:17]) == number[17])
     # An account's record is either right or carries one typo; it never mixes the two.
     assert all(len(outcomes) == 1 for outcomes in per_account.values())
     bad = sum(1 for outcomes in per_account.values() if outcomes == {False})
     assert 0 < bad < 0.06 * len(per_account)
 
 
-def test_messy_variants_appear(good) -> None:
-    union = [e for _, m, e in good if m.topic == UNION_TOPIC]
-    ou = [e for _, m, e in good if m.topic == OU_TOPIC]
-    id_cards = [e["member"]["idCardNo"] for e in union if "idCardNo" in e["member"]]
-    assert any(n.endswith("x") for n in id_cards)
-    assert any(re.search("[０-９]", n) for n in id_cards)
-    assert any(" " in n for n in id_cards)
-    assert any(re.fullmatch(r"\d{15}", n) for n in id_cards)
-    assert "" in id_cards
-    assert any("idCardNo" not in e["member"] for e in union)
-    mobiles = [e["member"].get("mobile") for e in union]
-    shapes = (r"0086 1[3-9]\d{9}", r"\+86 1[3-9]\d-\d{4}-\d{4}", r"1[3-9]\d \d{4} \d{4}", r"1[3-9]\d{9}")
-    for pattern in shapes:
-        assert any(m and re.fullmatch(pattern, m) for m in mobiles), pattern
-    names = [e["member"].get("name") or "" for e in union]
-    assert any("\u3000" in n for n in names)
-    assert any(dot in n for n in names for dot in "•・．‧")
-    assert any(re.fullmatch(r"\+861[3-9]\d{9}", e["learner"].get("phone") or "") for e in ou)
-    documents = [e["learner"].get("identity_document") for e in ou]
-    assert any(d is None for d in documents)
-    assert any(d and d["type"] == "PASSPORT" for d in documents)
-    assert sum(1 for d in documents if d and d["type"] == "RESIDENT_ID") > 0.8 * len(documents)
-
-
 def test_some_completions_arrive_before_their_enrolments(good) -> None:
-    enrolled: dict[tuple, tuple[int, int]] = {}
-    completed: dict[tuple, tuple[int, int]] = {}
+    enrolled: dict[tuple, tuple[int, datetime]] = {}
+    completed: dict[tuple, tuple[int, datetime]] = {}
     for i, message, event in good:
-        ref = (message.topic, account(message, event), course_of(message, event))
-        kind = event.get("eventType") or event.get("event_type")
-        at = event["occurred_at"] if message.topic == OU_TOPIC else event["occurTime"]
-        if kind in ("COURSE_ENROLL", "enrolment.created"):
-            enrolled.setdefault(ref, (i, at))
-        elif kind in ("COURSE_COMPLETE", "course.completed"):
-            completed.setdefault(ref, (i, at))
+        reader = READERS[message.topic]
+        ref = (message.topic, account(message, event), reader.course(event))
+        kind = reader.kind(event)
+        if kind == "enrol":
+            enrolled.setdefault(ref, (i, reader.moment(event)))
+        elif kind == "complete":
+            completed.setdefault(ref, (i, reader.moment(event)))
     overtaken = [ref for ref, (i, _) in completed.items() if ref in enrolled and i < enrolled[ref][0]]
-    assert overtaken
+    assert {ref[0] for ref in overtaken} == set(READERS)
     # Only delivery is out of order: the events' own timestamps still put the enrolment first.
     assert all(enrolled[ref][1] < completed[ref][1] for ref in completed if ref in enrolled)
 
 
 def test_timestamps_and_course_fields(good) -> None:
     for _, message, event in good:
-        if message.topic == UNION_TOPIC:
-            moment = datetime.strptime(event["occurTime"], "%Y-%m-%d %H:%M:%S")
-            assert moment.year == 2024
+        assert READERS[message.topic].moment(event).astimezone(BEIJING).year == 2024
+        if message.topic == UNION:
             assert 8 <= event["course"]["studyHours"] <= 64
-        else:
+        elif message.topic == OU:
             assert isinstance(event["occurred_at"], int)
-            assert START_2024_MS <= event["occurred_at"] < START_2025_MS
             assert 0.5 <= event["course"]["credits"] <= 4
             assert event["course"]["contact_hours"] > 0
+        else:
+            assert 0 < at(event, STUDY_HOURS) <= 64
 
 
 def test_outcomes_include_fail_then_pass_and_withdrawals(good) -> None:
-    history: dict[tuple, list[str]] = defaultdict(list)
-    completions = [(m, e) for _, m, e in good if m.topic == UNION_TOPIC and "result" in e]
-    for message, event in sorted(completions, key=lambda c: c[1]["occurTime"]):
-        outcome = "pass" if event["result"]["passed"] else "fail"
-        history[(account(message, event), course_of(message, event))].append(outcome)
-    outcomes = Counter(tuple(h) for h in history.values())
-    assert outcomes[("pass",)] > outcomes[("fail",)] > 0
-    assert outcomes[("fail", "pass")] > 0
-    kinds = Counter(e.get("eventType") or e.get("event_type") for _, _, e in good)
-    assert kinds["COURSE_WITHDRAW"] > 0 and kinds["enrolment.cancelled"] > 0
-    assert kinds["course.completed"] > kinds["enrolment.cancelled"]
+    for topic, reader in READERS.items():
+        history: dict[tuple, list[tuple[datetime, str]]] = defaultdict(list)
+        kinds = Counter(reader.kind(e) for e in of(good, topic))
+        for event in of(good, topic):
+            if reader.kind(event) == "complete":
+                outcome = "pass" if reader.passed(event) else "fail"
+                history[(at(event, reader.account), reader.course(event))].append((reader.moment(event), outcome))
+        outcomes = Counter(tuple(o for _, o in sorted(h)) for h in history.values())
+        assert outcomes[("pass",)] > outcomes[("fail",)] > 0, topic
+        assert outcomes[("fail", "pass")] > 0, topic
+        assert kinds["complete"] > kinds["withdraw"] > 0, topic
 
 
-def test_catalogue_and_equivalences() -> None:
-    union = {code: hours for code, _, hours in UNION_COURSES}
-    ou = {course_id: credits for course_id, _, credits, _ in OU_COURSES}
-    assert all(re.fullmatch(r"ACFTU-SK-\d{4}", c) for c in union)
-    assert all(re.fullmatch(r"NOU-08\d{3}", c) for c in ou)
-    assert any(h % 4 for h in union.values()) and any(h % 4 == 0 for h in union.values())
-    keys: dict[str, set[str]] = defaultdict(set)
-    for course_key, platform, course_id in EQUIVALENCES:
-        assert course_id in (union if platform == "union" else ou)
-        keys[course_key].add(platform)
-    assert len(keys) >= 3 and all(platforms == {"union", "ou"} for platforms in keys.values())
-    assert len({(p, c) for _, p, c in EQUIVALENCES}) == len(EQUIVALENCES)
-
-
-def test_equivalent_courses_are_taken_on_both_platforms(good, run) -> None:
+def test_equivalent_courses_are_taken_across_platforms(good, run) -> None:
     _, expectation = run
     taken = defaultdict(set)
     for _, message, event in good:
-        platform = "union" if message.topic == UNION_TOPIC else "ou"
-        taken[(platform, account(message, event))].add(course_of(message, event))
+        taken[(READERS[message.topic].platform, account(message, event))].add(READERS[message.topic].course(event))
     key_of = {(p, c): k for k, p, c in EQUIVALENCES}
-    both = 0
-    for union_account, ou_account in expectation.pairs:
-        union_keys = {key_of.get(("union", c)) for c in taken[("union", union_account)]} - {None}
-        ou_keys = {key_of.get(("ou", c)) for c in taken[("ou", ou_account)]} - {None}
-        both += bool(union_keys & ou_keys)
-    assert both > 0
+    spans = Counter()
+    for person in expectation.people:
+        platforms_of_key = defaultdict(set)
+        for item in person.items():
+            for course in taken[item]:
+                if (key := key_of.get((item[0], course))) is not None:
+                    platforms_of_key[key].add(item[0])
+        spans[max((len(p) for p in platforms_of_key.values()), default=0)] += 1
+    assert spans[2] > 0 and spans[3] > 0
 
 
-def test_malformed_messages_cover_every_kind() -> None:
+def test_malformed_messages_cover_every_kind_on_every_platform() -> None:
     messages, expectation = generate(3000, seed=3, malformed_ratio=0.1)
-    kinds = Counter()
+    kinds: dict[str, Counter] = defaultdict(Counter)
     for message in messages:
         if contract_event(message) is not None:
             continue
+        platform = READERS[message.topic].platform
         try:
             value = json.loads(message.value.decode("utf-8"))
         except UnicodeDecodeError:
-            kinds["not utf-8"] += 1
+            kinds[platform]["not utf-8"] += 1
         except json.JSONDecodeError:
-            kinds["not json"] += 1
+            kinds[platform]["not json"] += 1
         else:
             if isinstance(value, list):
-                kinds["array"] += 1
-            elif (value.get("eventType") or value.get("event_type")) in UNION_TYPES | OU_TYPES:
-                kinds["missing field"] += 1
+                kinds[platform]["array"] += 1
+            elif READERS[message.topic].kind(value) is not None:
+                kinds[platform]["missing field"] += 1
             else:
-                kinds["unknown type"] += 1
-    assert set(kinds) == {"not utf-8", "not json", "array", "missing field", "unknown type"}
-    assert sum(kinds.values()) == expectation.malformed == 300
+                kinds[platform]["unknown type"] += 1
+    assert set(kinds) == {"union", "ou", "vocational"}
+    for platform, found in kinds.items():
+        assert set(found) == {"not utf-8", "not json", "array", "missing field", "unknown type"}, platform
+    assert sum(sum(found.values()) for found in kinds.values()) == expectation.malformed == 300
 
 
 def test_ratios_of_zero_send_only_distinct_good_events() -> None:
@@ -378,16 +262,19 @@ def test_ratios_of_zero_send_only_distinct_good_events() -> None:
     assert len({m.value for m in messages}) == len(messages) == expectation.good_events
 
 
-def test_overlap_ratio_controls_persons_on_both_platforms() -> None:
+def test_overlap_ratio_controls_persons_on_several_platforms() -> None:
     _, none = generate(800, seed=6, overlap_ratio=0.0)
-    assert none.persons_on_both == 0 and none.pairs == ()
+    assert none.persons_on_several == 0 and none.people == () and none.linked == ()
+    assert none.persons_by_platforms[1] == none.persons
     _, every = generate(800, seed=6, overlap_ratio=1.0)
     # Only the last person may be cut short before reaching their second platform.
-    assert every.persons - every.persons_on_both <= 1
+    assert every.persons - every.persons_on_several <= 1
 
 
 def test_small_and_invalid_arguments() -> None:
-    assert generate(0) == ([], Expectation(0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    empty = Expectation(0, 0, 0, 0, 0, 0, events={"union": 0, "ou": 0, "vocational": 0},
+                        persons_by_platforms={1: 0, 2: 0, 3: 0})
+    assert generate(0) == ([], empty)
     messages, expectation = generate(5, malformed_ratio=1.0, duplicate_ratio=0.0)
     assert len(messages) == expectation.malformed == 5
     assert all(contract_event(m) is None for m in messages)
@@ -419,5 +306,7 @@ def test_summary_line_names_the_numbers(run) -> None:
     _, expectation = run
     line = summary_line(expectation)
     assert "\n" not in line
-    for number in (expectation.messages, expectation.persons, expectation.linked_by_resident_id):
+    for number in (expectation.messages, expectation.persons, expectation.linked_by_resident_id,
+                   *expectation.events.values(), expectation.persons_by_platforms[3]):
         assert str(number) in line
+    assert all(name in line for name in expectation.events)

@@ -1,0 +1,129 @@
+"""The core's rules for what a re-resolution changes: merges (``bridge.core.merges``) and the
+versions of published identities and records (``bridge.core.versions``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bridge.core.evidence import AccountEvidence, AccountKey, OperatorLink, Sighting
+from bridge.core.identity import Clustering, Placement, cluster
+from bridge.core.merges import merge_survivors, orphan_survivors, orphaned_learners
+from bridge.core.records import LinkMethod
+from bridge.core.versions import (
+    Published,
+    RecordChange,
+    identity_version,
+    identity_versions,
+    record_change,
+)
+
+T0 = datetime(2024, 4, 1, tzinfo=UTC)
+A, B, C = AccountKey("ou", "A"), AccountKey("union", "B"), AccountKey("union", "C")
+
+
+def placed(key: AccountKey, method: LinkMethod = LinkMethod.ACCOUNT) -> Placement:
+    """A placement with the learner ``key`` founds."""
+    return Placement(key.learner_id, method, T0, "e1")
+
+
+# Records: the version counts events; a record that lost events restarts with a tombstone.
+
+
+def test_a_record_never_published_is_new() -> None:
+    assert record_change('{"v":1}', 1, None) is RecordChange.NEW
+
+
+def test_a_record_published_as_it_is_does_not_change() -> None:
+    assert record_change('{"v":2}', 2, Published('{"v":2}', 2, retired=False)) is RecordChange.SAME
+
+
+def test_a_record_with_more_events_is_updated() -> None:
+    assert record_change('{"v":3}', 3, Published('{"v":2}', 2, retired=False)) is RecordChange.UPDATE
+
+
+def test_a_record_that_lost_events_restarts() -> None:
+    assert record_change('{"v":1}', 1, Published('{"v":2}', 2, retired=False)) is RecordChange.RESTART
+    # Same count, other content (a retracted content replaced by another): a restart too.
+    assert record_change('{"w":2}', 2, Published('{"v":2}', 2, retired=False)) is RecordChange.RESTART
+
+
+def test_a_retired_record_comes_back_without_a_second_tombstone() -> None:
+    assert record_change('{"v":1}', 1, Published('{"v":1}', 5, retired=True)) is RecordChange.UPDATE
+
+
+# Identities: the version is the component's size; without one it rises by one.
+
+
+def test_an_identity_unchanged_whose_component_did_not_grow_is_not_republished() -> None:
+    assert identity_version("s", 4, "s", 4, live=True) is None
+    assert identity_version("s", None, "s", 4, live=True) is None
+
+
+def test_a_live_identity_is_republished_when_its_component_grew() -> None:
+    assert identity_version("s", 6, "s", 4, live=True) == 6
+
+
+def test_a_merged_identity_keeps_its_version_until_its_redirect_changes() -> None:
+    assert identity_version("s", 6, "s", 4, live=False) is None
+    assert identity_version("t", 6, "s", 4, live=False) == 6
+
+
+def test_an_identity_version_never_falls() -> None:
+    assert identity_version("t", None, "s", 4, live=True) == 5
+    assert identity_version("t", 3, "s", 4, live=True) == 5
+    assert identity_version("t", 1, None, 0, live=True) == 1
+
+
+def _account(key: AccountKey, **docs: int) -> AccountEvidence:
+    ev = AccountEvidence(key, Sighting(T0, f"first-{key.account}"))
+    ev.documents.update({("RESIDENT_ID", digest): Sighting(T0, f"e-{digest}") for digest in docs})
+    return ev
+
+
+def test_identity_versions_count_the_events_and_decisions_of_each_component() -> None:
+    accounts = {A: _account(A, r1=0), B: _account(B, r1=0), C: _account(C)}
+    links = [OperatorLink("d1", C, A, T0)]
+    outcome = cluster(accounts, links)
+    courses = {A: {"k1": 2}, B: {"k1": 1, "k2": 1}, C: {"k3": 1}}
+    versions = identity_versions(courses, links, set(), outcome, {A: placed(A), B: placed(B), C: placed(C)})
+    # One learner: 5 events and one decision. B's and C's former learners follow their founders.
+    assert versions == {A.learner_id: 6, B.learner_id: 6, C.learner_id: 6}
+
+
+def test_identity_versions_count_a_reject_decision() -> None:
+    outcome = Clustering({A: placed(A)}, (), {A: A})
+    assert identity_versions({A: {"k": 1}}, [], {A}, outcome, {}) == {A.learner_id: 2}
+
+
+# Merges: a learner left without accounts follows its founding account, or its first former one.
+
+
+def test_a_learner_left_without_accounts_follows_its_founding_account() -> None:
+    before = {A: placed(A), B: placed(B)}
+    after = {A: placed(A), B: Placement(A.learner_id, LinkMethod.RESIDENT_ID, T0, "e2")}
+    assert merge_survivors(before, after) == [(B.learner_id, A.learner_id)]
+
+
+def test_a_learner_whose_founder_left_the_group_follows_its_first_former_account() -> None:
+    # C was placed with B's learner; B is no longer in the group, C now belongs with A.
+    before = {A: placed(A), C: Placement(B.learner_id, LinkMethod.NAME_MOBILE, T0, "e3")}
+    after = {A: placed(A), C: Placement(A.learner_id, LinkMethod.RESIDENT_ID, T0, "e4")}
+    assert merge_survivors(before, after) == [(B.learner_id, A.learner_id)]
+
+
+def test_no_merge_when_every_learner_keeps_an_account() -> None:
+    assert merge_survivors({A: placed(A), B: None}, {A: placed(A), B: placed(B)}) == []
+
+
+def test_an_orphaned_learner_follows_the_account_that_replaced_its_content() -> None:
+    vanished = {B: B.learner_id, C: None}
+    orphans = orphaned_learners(vanished, {A: placed(A)})
+    assert orphans == {B.learner_id: B}
+    assert orphan_survivors(orphans, {B.learner_id}, {B: A}, {A: placed(A)}) == [(B.learner_id, A.learner_id)]
+    # Still holding an account (not empty), or replaced by an account outside the group: it stays.
+    assert orphan_survivors(orphans, set(), {B: A}, {A: placed(A)}) == []
+    assert orphan_survivors(orphans, {B.learner_id}, {}, {A: placed(A)}) == []
+
+
+def test_a_learner_still_placed_is_no_orphan() -> None:
+    assert orphaned_learners({B: A.learner_id}, {A: placed(A)}) == {}
