@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from bridge.simulate.platform import Account, Course, Draw, Event, FieldPath, Kind, Person, PlatformSimulator
+from bridge.tools.simulate.platform import Account, Course, Draw, Event, FieldPath, Kind, Person, PlatformSimulator
 
 _BEIJING = timezone(timedelta(hours=8))
 _TYPES: dict[Kind, str] = {"enrol": "enrolment.created", "complete": "course.completed", "withdraw": "enrolment.cancelled"}

@@ -22,7 +22,7 @@ from topics import catalogue
 from topics.catalogue import TopicSpec
 
 if TYPE_CHECKING:
-    from bridge.simulate import PlatformSimulator
+    from bridge.tools.simulate import PlatformSimulator
 
 
 @dataclass(frozen=True, slots=True)

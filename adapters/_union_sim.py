@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bridge.simulate.platform import (
+from bridge.tools.simulate.platform import (
     DOTS,
     FULL_WIDTH,
     Account,

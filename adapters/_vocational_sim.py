@@ -17,7 +17,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from bridge.simulate.platform import (
+from bridge.tools.simulate.platform import (
     DOTS,
     FULL_WIDTH,
     Account,

@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge import simulate
-from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port
-from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
+from bridge.tools import simulate
+from bridge.tools.admin import apply_topics
+from bridge.tools.broker import EmbeddedBroker, free_port
+from bridge.tools.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
-from bridge.topicio import producer
+from bridge.tools.topicio import producer
 
 
 def _env(settings: Settings, database: Path, group: str) -> dict[str, str]:

@@ -507,7 +507,7 @@ def _say(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
     from bench.run import machine
-    from bridge.demo import write_equivalences
+    from bridge.tools.demo import write_equivalences
     from bridge.settings import Settings
 
     args = build_parser().parse_args(argv)

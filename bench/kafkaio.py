@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bridge.simulate import SimMessage
+from bridge.tools.simulate import SimMessage
 
 Progress = Callable[[str], None]
 

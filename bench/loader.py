@@ -127,7 +127,7 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
         fact = CreditFact.from_event(event)
         course_key = course_keys.key_for(event.platform, event.course_id)
         facts_by_course.setdefault(course_key, []).append(fact)
-        topic = UNION_TOPIC if event.platform is "union" else OU_TOPIC
+        topic = UNION_TOPIC if event.platform == "union" else OU_TOPIC
         by_table[t.credit_facts.name].append(
             (fact.platform, fact.event_id, fact.account, course_key, fact.course_id, fact.kind.value,
              fact.occurred_at, fact.hours, fact.platform_credits, fact.passed, fact.score,

@@ -30,7 +30,7 @@ from bench.report import METHOD, Growth, Result, format_growth, format_table, ra
 from bench.scenarios import Bridge, Passthrough, System, postgres_available, postgres_database, run
 from bridge.bootstrap import build_pseudonymiser
 from bridge.core.courses import load_equivalences
-from bridge.demo import Progress, write_equivalences
+from bridge.tools.demo import Progress, write_equivalences
 from bridge.settings import Settings
 from bridge.store.engine import build_engine, upgrade
 

@@ -33,11 +33,11 @@ from bench.kafkaio import Consumed, Produced
 from bench.passthrough import SOURCE_HEADER, parse_source
 from bench.report import Result, percentile
 from bench.workload import Workload, event_key
-from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port, stop_process
+from bridge.tools.admin import apply_topics
+from bridge.tools.broker import EmbeddedBroker, free_port, stop_process
 from bridge.errors import BridgeError
 from bridge.settings import Settings
-from bridge.simulate import SimMessage
+from bridge.tools.simulate import SimMessage
 from bridge.store import schema
 from bridge.store.engine import build_engine
 from topics import catalogue

@@ -75,7 +75,7 @@ class SyntheticLearner:
         return self.accounts[0].learner_id
 
     def account_on(self, platform: Platform) -> str | None:
-        return self.union_no if platform is "union" else self.ou_no
+        return self.union_no if platform == "union" else self.ou_no
 
 
 def _bits(index: int) -> int:
@@ -105,7 +105,7 @@ def synthetic_learner(index: int) -> SyntheticLearner:
     # Single-platform learners take one or two courses there; two-platform learners one on each.
     per_platform, h = (1 if len(platforms) == 2 else 1 + h % 2), h // 2
     for platform in platforms:
-        catalogue = UNION_COURSES if platform is "union" else OU_COURSES
+        catalogue = UNION_COURSES if platform == "union" else OU_COURSES
         first, h = h % len(catalogue), h // len(catalogue)
         for k in range(per_platform):
             course = catalogue[(first + 5 * k) % len(catalogue)]
@@ -117,8 +117,8 @@ def synthetic_learner(index: int) -> SyntheticLearner:
                     platform=platform,
                     course_id=course[0],
                     title=course[1],
-                    hours=float(course[2] if platform is "union" else course[3]),
-                    credits=None if platform is "union" else float(course[2]),
+                    hours=float(course[2] if platform == "union" else course[3]),
+                    credits=None if platform == "union" else float(course[2]),
                     enrolled_at=enrolled,
                     completed_at=enrolled + timedelta(days=30),
                     passed=passed,
@@ -145,7 +145,7 @@ def history(learner: SyntheticLearner) -> list[CanonicalEvent]:
     for k, course in enumerate(learner.courses):
         account = learner.account_on(course.platform)
         assert account is not None
-        prefix = f"u-bench-{learner.index:08x}" if course.platform is "union" else f"ob-{learner.index:010d}"
+        prefix = f"u-bench-{learner.index:08x}" if course.platform == "union" else f"ob-{learner.index:010d}"
         for step, (kind, at) in enumerate(
             ((EventKind.ENROLLED, course.enrolled_at), (EventKind.COMPLETED, course.completed_at))
         ):

@@ -15,15 +15,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from bench.synthetic import Course, SyntheticLearner, history, synthetic_learner
-from bridge import simulate
+from bridge.tools import simulate
 from bridge.core.events import EventKind, Platform
 import adapters
 from adapters._ou_sim import COURSES as OU_COURSES
 from adapters._union_sim import COURSES as UNION_COURSES
 from adapters.ou import TOPIC as OU_TOPIC
 from adapters.union import TOPIC as UNION_TOPIC
-from bridge.simulate import SimMessage
-from bridge.simulate.platform import get_path
+from bridge.tools.simulate import SimMessage
+from bridge.tools.simulate.platform import get_path
 
 _BEIJING = timezone(timedelta(hours=8))
 #: New events of preloaded learners happen after their loaded history.
@@ -108,7 +108,7 @@ def ou_message(learner: SyntheticLearner, course: Course, *, event_id: str, kind
 
 def render(learner: SyntheticLearner, course: Course, **event: Any) -> SimMessage:
     """The message of one event of ``learner`` on ``course``'s platform."""
-    return (union_message if course.platform is "union" else ou_message)(learner, course, **event)
+    return (union_message if course.platform == "union" else ou_message)(learner, course, **event)
 
 
 def history_messages(learner: SyntheticLearner) -> list[SimMessage]:
@@ -141,12 +141,12 @@ def preloaded_learner_events(count: int, learners: int, seed: int) -> list[SimMe
         if rng.random() < 0.5:
             course, completed = taken, True
         else:
-            catalogue = UNION_COURSES if taken.platform is "union" else OU_COURSES
+            catalogue = UNION_COURSES if taken.platform == "union" else OU_COURSES
             fresh = catalogue[rng.randrange(len(catalogue))]
             course = Course(
                 platform=taken.platform, course_id=fresh[0], title=fresh[1],
-                hours=float(fresh[2] if taken.platform is "union" else fresh[3]),
-                credits=None if taken.platform is "union" else float(fresh[2]),
+                hours=float(fresh[2] if taken.platform == "union" else fresh[3]),
+                credits=None if taken.platform == "union" else float(fresh[2]),
                 enrolled_at=at, completed_at=at, passed=True, score=80.0,
             )
             completed = False

@@ -107,7 +107,7 @@ def prepare_registry(settings: Settings, engine: Engine) -> None:
     """
     state = registry_state(engine)
     if not state.is_registry and settings.broker_url:
-        from bridge.admin import committed_offsets
+        from bridge.tools.admin import committed_offsets
 
         offsets = committed_offsets(settings, (t.name for t in catalogue.INPUT_TOPICS))
         if offsets:

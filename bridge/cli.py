@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.admin import kafka_failure, watch_refusals
+from bridge.tools.admin import kafka_failure, watch_refusals
 from bridge.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_CODES,
@@ -29,7 +29,7 @@ from bridge.errors import (
 )
 from bridge.observability import scrub_secrets
 from bridge.settings import Settings, broker_settings, settings_problem, variables_for
-from bridge.topicio import quiet_kafka_close
+from bridge.tools.topicio import quiet_kafka_close
 
 log = logging.getLogger("bridge")
 
@@ -50,8 +50,8 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
     if settings.broker_url:
         yield settings
         return
-    from bridge.admin import apply_topics
-    from bridge.broker import EmbeddedBroker
+    from bridge.tools.admin import apply_topics
+    from bridge.tools.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         print(f"BRIDGE_BROKER_URL is not set: started the embedded broker at {broker.url} for {purpose}", file=sys.stderr)
@@ -61,7 +61,7 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bridge.admin import check_broker
+    from bridge.tools.admin import check_broker
     from bridge.bootstrap import build_runtime
     from bridge.stream.shutdown import BridgeWorker
     from bridge.stream.tuning import tune_gc
@@ -94,7 +94,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_apply(args: argparse.Namespace) -> int:
-    from bridge.admin import apply_topics, format_report
+    from bridge.tools.admin import apply_topics, format_report
 
     settings = broker_settings("the Kafka bootstrap whose topics should be applied")
     reports = apply_topics(settings, create=not args.check)
@@ -103,7 +103,7 @@ def cmd_topics_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from bridge.demo import produce_simulation, write_equivalences
+    from bridge.tools.demo import produce_simulation, write_equivalences
 
     settings = broker_settings("the broker to send to, or run `bridge demo` for everything at once")
     if args.equivalences_out:
@@ -114,7 +114,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.tools.demo import run_demo
 
     return run_demo(count=args.count, seed=args.seed, rate=args.rate, workdir=args.workdir, keep=args.keep)
 

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from bridge.core.normalise import resident_id_check_character
-from bridge.simulate import SimMessage
+from bridge.tools.simulate import SimMessage
 from tests.factories import OU, UNION, VOCATIONAL
 
 BEIJING = timezone(timedelta(hours=8))

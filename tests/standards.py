@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.export import CLR_CONTEXT, OB_CONTEXT
+from bridge.tools.export import CLR_CONTEXT, OB_CONTEXT
 
 
 def _type_contains(*names: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``bridge backfill FILE...``: load the platforms' export files (see :mod:`bridge.backfill`)."""
+"""``bridge backfill FILE...``: load the platforms' export files (see :mod:`bridge.tools.backfill`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ACK_TIMEOUT_S = 60.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bridge.backfill import DEFAULT_BATCH
+    from bridge.tools.backfill import DEFAULT_BATCH
 
     parser = sub.add_parser(
         "backfill",
@@ -47,10 +47,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge.admin import check_broker
-    from bridge.backfill import Backfill
+    from bridge.tools.admin import check_broker
+    from bridge.tools.backfill import Backfill
     from bridge.bootstrap import build_runtime
-    from bridge.topicio import producer
+    from bridge.tools.topicio import producer
     from bridge.stream.handler import StreamWorker
 
     check_broker(settings)

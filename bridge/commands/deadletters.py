@@ -25,8 +25,8 @@ from bridge.core.records import DeadLetter
 from bridge.core.sealing import Sealer, SealError
 from bridge.errors import BridgeError
 from bridge.settings import Settings, broker_settings
-from bridge.topicio import iter_topic, producer
-from bridge.transcript import parse_published
+from bridge.tools.topicio import iter_topic, producer
+from bridge.tools.transcript import parse_published
 from topics import catalogue
 
 #: The only topics a payload may be produced back to.

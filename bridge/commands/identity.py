@@ -176,8 +176,8 @@ def _print_accounts(conn: Connection, keys: list[AccountKey], indent: str) -> No
 def _publish(settings: Settings, decision: OperatorDecision) -> None:
     from kafka import errors as kafka_errors
 
-    from bridge.admin import kafka_failure
-    from bridge.topicio import SEND_TIMEOUT_S, producer
+    from bridge.tools.admin import kafka_failure
+    from bridge.tools.topicio import SEND_TIMEOUT_S, producer
 
     if not settings.broker_url:
         raise ConfigurationError("set BRIDGE_BROKER_URL: decisions are published for the workers to apply")

@@ -22,11 +22,11 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.core.records import CreditRecord, LearnerIdentity, Source
 from bridge.errors import BridgeError, DataError, UsageError
-from bridge.export import DEFAULT_ISSUER, FORMATS, Issuer, export
+from bridge.tools.export import DEFAULT_ISSUER, FORMATS, Issuer, export
 from bridge.settings import Settings, broker_settings
-from bridge import topicio
-from bridge.topicio import QUIET_MS, Target, compacted, read_topic
-from bridge.transcript import Transcript, build_transcript, parse_published
+from bridge.tools import topicio
+from bridge.tools.topicio import QUIET_MS, Target, compacted, read_topic
+from bridge.tools.transcript import Transcript, build_transcript, parse_published
 from topics import catalogue
 
 #: Messages ``bridge tail`` shows when neither ``--limit`` nor ``--from-beginning`` says otherwise,
@@ -216,7 +216,7 @@ def _read_to_end(consumer: KafkaConsumer, ends: dict[TopicPartition, int]) -> It
 
     The end is the end offsets seen at the start, then on until the topic has been quiet for
     ``QUIET_MS``: the embedded broker reports an end offset without its latest produce batch
-    (see :func:`bridge.topicio.iter_topic`), and a message that is there should be shown.
+    (see :func:`bridge.tools.topicio.iter_topic`), and a message that is there should be shown.
     """
     while True:
         behind = any(consumer.position(tp) < end for tp, end in ends.items())

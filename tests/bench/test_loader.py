@@ -21,7 +21,7 @@ from bridge.core.events import EventKind, Platform
 from bridge.core.identity import AccountKey
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.pipeline import Inbound, Pipeline
-from bridge.simulate import EQUIVALENCES
+from bridge.tools.simulate import EQUIVALENCES
 from tests.factories import OU as OU_TOPIC
 from tests.factories import UNION as UNION_TOPIC
 from bridge.store import schema as t
@@ -134,7 +134,7 @@ def test_preloaded_state_is_what_the_registry_would_publish(engine: Engine) -> N
 def test_event_of_a_preloaded_account_belongs_to_the_preloaded_learner(engine: Engine) -> None:
     load(engine)
     learner = next(synthetic.synthetic_learner(i) for i in range(LEARNERS) if synthetic.synthetic_learner(i).union_no)
-    course = next(c for c in learner.courses if c.platform is "union")
+    course = next(c for c in learner.courses if c.platform == "union")
     state = select(t.learners.c.state).where(t.learners.c.learner_id == learner.learner_id)
     with engine.connect() as conn:
         before = conn.execute(state).scalar_one()

@@ -17,7 +17,7 @@ from bench.report import Growth, Result, format_growth, format_table, percentile
 from bench.run import build_parser, plan_from
 from bench.scenarios import Bridge, Passthrough, metric_values
 from bench.workload import event_key, growth, simulated
-from bridge.simulate import SimMessage
+from bridge.tools.simulate import SimMessage
 from tests.factories import OU as OU_TOPIC
 from tests.factories import UNION as UNION_TOPIC
 from tests.factories import VOCATIONAL as VOCATIONAL_TOPIC

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.broker import EmbeddedBroker
+from bridge.tools.broker import EmbeddedBroker
 from tests.integration.harness import Bridge
 
 

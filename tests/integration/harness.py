@@ -20,15 +20,15 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import text
 
 from bridge import cli as bridge_cli
-from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port
-from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
+from bridge.tools.admin import apply_topics
+from bridge.tools.broker import EmbeddedBroker, free_port
+from bridge.tools.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
 from bridge.core.records import DeadLetter
 from bridge.core.sealing import Sealer, SealError
 from bridge.settings import DEVELOPMENT_DEADLETTER_KEY, Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
-from bridge.topicio import Message, compacted, producer, read_topic
+from bridge.tools.topicio import Message, compacted, producer, read_topic
 from tests.operators import write_keys
 from topics import catalogue
 

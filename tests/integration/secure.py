@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bridge.admin import BrokerUnavailable, open_admin
-from bridge.broker import free_port, resolve_binary, stop_process
+from bridge.tools.admin import BrokerUnavailable, open_admin
+from bridge.tools.broker import free_port, resolve_binary, stop_process
 from bridge.settings import Settings
 from tests.integration.sasl_proxy import SaslGate
 
@@ -100,7 +100,7 @@ def start_stunnel(stunnel: str, directory: Path, accept: int, connect: int, cert
 
 def refused_worker(env: dict[str, str], log_path: Path) -> tuple[int, str]:
     """Start a worker that the broker will not let in; its exit code and its log."""
-    from bridge.demo import WorkerProcess
+    from bridge.tools.demo import WorkerProcess
 
     worker = WorkerProcess.start(env, log_path)
     try:

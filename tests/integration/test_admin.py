@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from bridge.admin import (
+from bridge.tools.admin import (
     BrokerUnavailable,
     apply_topics,
     delete_topics,
@@ -18,7 +18,7 @@ from bridge.admin import (
     open_admin,
     wait_for_broker,
 )
-from bridge.broker import BrokerStartError, EmbeddedBroker, free_port
+from bridge.tools.broker import BrokerStartError, EmbeddedBroker, free_port
 from bridge.errors import ConfigurationError
 from bridge.settings import Settings
 from topics.catalogue import CREDIT_RECORDS, DEADLETTER, TOPICS, TopicSpec

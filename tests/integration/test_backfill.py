@@ -18,10 +18,10 @@ from unittest import mock
 
 import pytest
 
-from bridge import backfill as backfill_module
-from bridge.backfill import Checkpoint, topic_of
+from bridge.tools import backfill as backfill_module
+from bridge.tools.backfill import Checkpoint, topic_of
 from bridge.cli import main as bridge_cli
-from bridge.topicio import compacted
+from bridge.tools.topicio import compacted
 from tests.integration.harness import Bridge
 from tests.integration.test_faults import (  # noqa: F401 - fixtures
     assert_versions_consistent,

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port
+from bridge.tools.admin import apply_topics
+from bridge.tools.broker import EmbeddedBroker, free_port
 from bridge.errors import EXIT_BROKEN_PIPE, EXIT_UNAVAILABLE
 from bridge.settings import Settings
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
-from bridge.topicio import producer
+from bridge.tools.topicio import producer
 from tests.operators import write_keys
 from topics import catalogue
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import adapters
-from bridge import simulate
+from bridge.tools import simulate
 
 pytestmark = pytest.mark.integration
 

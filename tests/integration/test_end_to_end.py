@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bridge import simulate
+from bridge.tools import simulate
 from tests.factories import BEIJING, OU, UNION, encode, ou_event, resident_id, union_event
 from tests.integration.harness import Bridge, open_dead_letter
 

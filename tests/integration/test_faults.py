@@ -20,8 +20,8 @@ from functools import cache
 
 import pytest
 
-from bridge import simulate
-from bridge.topicio import group_lag
+from bridge.tools import simulate
+from bridge.tools.topicio import group_lag
 from tests.integration.harness import Bridge
 from topics import catalogue
 
@@ -158,9 +158,9 @@ def test_broker_frozen_longer_than_the_session_timeout(make_bridge, reference) -
     send_all(bridge)
     worker = bridge.start_worker(BRIDGE_BATCH_SIZE="50")
     wait_for_progress(bridge, COUNT // 4)
-    bridge.broker.pause()
+    bridge.tools.broker.pause()
     time.sleep(10)  # the dev session timeout is 6 s
-    bridge.broker.resume()
+    bridge.tools.broker.resume()
     bridge.settle(worker)
     assert worker.process.poll() is None, "the worker died instead of recovering"
     assert final_state(bridge) == reference

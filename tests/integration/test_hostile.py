@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bridge.broker import free_port
-from bridge.demo import WorkerProcess
+from bridge.tools.broker import free_port
+from bridge.tools.demo import WorkerProcess
 from tests import hostile
 from tests.integration.harness import (
     Bridge,

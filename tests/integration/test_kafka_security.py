@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.admin import apply_topics
+from bridge.tools.admin import apply_topics
 from bridge.cli import main as bridge_cli
-from bridge.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
+from bridge.tools.demo import Progress, WorkerProcess, wait_outbox_empty, wait_until_consumed
 from bridge.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
-from bridge.topicio import compacted, producer, read_topic
+from bridge.tools.topicio import compacted, producer, read_topic
 from tests.factories import OU, UNION, encode, ou_event, resident_id, union_event
 from tests.integration.harness import free_port
 from tests.integration.secure import TlsBroker, make_ca_and_server, refused_worker, stunnel_binary

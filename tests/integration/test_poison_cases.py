@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.broker import free_port
-from bridge.demo import Progress, WorkerProcess, wait_until_consumed
+from bridge.tools.broker import free_port
+from bridge.tools.demo import Progress, WorkerProcess, wait_until_consumed
 from tests import hostile
 from tests.factories import UNION, encode, resident_id, union_event
 from tests.integration.harness import (

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import cli
 from bridge.store.engine import build_engine
-from bridge.topicio import group_lag
+from bridge.tools.topicio import group_lag
 from bridge.stream.retry import FATAL_EXIT
 from tests.factories import UNION, encode, union_event
 from tests.integration.harness import Bridge

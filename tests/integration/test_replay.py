@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from bridge import simulate
-from bridge.demo import Progress, wait_outbox_empty, wait_until_consumed
+from bridge.tools import simulate
+from bridge.tools.demo import Progress, wait_outbox_empty, wait_until_consumed
 from bridge.store.engine import build_engine
-from bridge.topicio import compacted
+from bridge.tools.topicio import compacted
 from tests.factories import OU, UNION, encode, ou_event, union_event
 from tests.integration.harness import Bridge
 from topics import catalogue

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from bridge.broker import free_port
+from bridge.tools.broker import free_port
 from tests.factories import OU, UNION, encode, ou_event, resident_id, union_event
 from tests.integration.harness import Bridge
 from topics import catalogue

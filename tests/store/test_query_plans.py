@@ -15,7 +15,7 @@ import re
 import pytest
 from sqlalchemy import event
 
-from bridge import simulate
+from bridge.tools import simulate
 from bridge.bootstrap import build_runtime
 from bridge.pipeline import Inbound
 from bridge.settings import Settings

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-import bridge.admin
+import bridge.tools.admin
 from bridge.bootstrap import Runtime, build_runtime
 from bridge.errors import FatalError, RegistryChanged
 from bridge.pipeline import Inbound
@@ -241,7 +241,7 @@ def test_registry_changed_reaches_the_pipeline_caller_unwrapped(database_url: st
 def group_offsets(monkeypatch) -> dict[tuple[str, int], int]:
     """What the broker answers for the group's committed offsets (no broker is asked)."""
     offsets: dict[tuple[str, int], int] = {}
-    monkeypatch.setattr(bridge.admin, "committed_offsets", lambda settings, topics: dict(offsets))
+    monkeypatch.setattr(bridge.tools.admin, "committed_offsets", lambda settings, topics: dict(offsets))
     return offsets
 
 
@@ -308,7 +308,7 @@ def test_an_existing_registry_starts_without_asking_the_broker(database_url: str
     def unreachable(settings, topics):
         raise AssertionError("the broker was asked")
 
-    monkeypatch.setattr(bridge.admin, "committed_offsets", unreachable)
+    monkeypatch.setattr(bridge.tools.admin, "committed_offsets", unreachable)
     runtime = build_runtime(_settings(database_url, broker_url="kafka://127.0.0.1:1"))
     runtime.engine.dispose()
 

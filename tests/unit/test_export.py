@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from bridge.core.records import AccountRef, CreditRecord, CreditStatus, LearnerIdentity, Source, record_id_for
-from bridge.export import (
+from bridge.tools.export import (
     DEFAULT_ISSUER,
     OB_CONTEXT,
     OB_RESULT_STATUS,
@@ -28,7 +28,7 @@ from bridge.export import (
     record_statements,
     xapi_statements,
 )
-from bridge.transcript import build_transcript
+from bridge.tools.transcript import build_transcript
 from tests.standards import ACHIEVEMENT_CREDENTIAL, CLR_CREDENTIAL, RESULT, XAPI_STATEMENT
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ import pytest
 
 import adapters
 from bridge.core.normalise import resident_id_check_character
-from bridge.simulate import EQUIVALENCES, Expectation, SimMessage, generate, iter_rate, summary_line
+from bridge.tools.simulate import EQUIVALENCES, Expectation, SimMessage, generate, iter_rate, summary_line
 from tests.factories import OU, UNION, VOCATIONAL
 from tests.simulated import (
     BEIJING,

@@ -15,7 +15,7 @@ import pytest
 import adapters
 from bridge.core.courses import parse_equivalences
 from bridge.errors import BadInput
-from bridge.simulate import EQUIVALENCES, SimMessage, generate, review_account, review_cases
+from bridge.tools.simulate import EQUIVALENCES, SimMessage, generate, review_account, review_cases
 from tests.factories import OU, UNION, VOCATIONAL
 from tests.simulated import (
     ADL,
@@ -155,8 +155,8 @@ def test_a_platform_registered_with_a_simulator_joins_the_traffic() -> None:
     """The generator names no platform: a test-only platform's simulator is all it takes."""
     from adapters._platform import PlatformAdapter
     from bridge.core.credits import hours_rule
-    from bridge import simulate
-    from bridge.simulate import Account, Course, Draw, Person, PlatformSimulator
+    from bridge.tools import simulate
+    from bridge.tools.simulate import Account, Course, Draw, Person, PlatformSimulator
     from topics.catalogue import TopicSpec
 
     class Acme(PlatformSimulator):

@@ -11,7 +11,7 @@ from bridge import cli
 from bridge.commands.subscriber import Shown, format_message, format_transcript
 from bridge.core.records import AccountRef, CreditRecord, LearnerIdentity, Source, record_id_for
 from bridge.errors import EXIT_CONFIG
-from bridge.transcript import build_transcript
+from bridge.tools.transcript import build_transcript
 
 
 def _shown(key: bytes | None, value: bytes | None) -> Shown:

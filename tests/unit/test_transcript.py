@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.core.records import CreditRecord, LearnerIdentity, Source, record_id_for
-from bridge.transcript import BrokenMergeChain, UnknownLearner, build_transcript, parse_published, resolve_learner
+from bridge.tools.transcript import BrokenMergeChain, UnknownLearner, build_transcript, parse_published, resolve_learner
 
 T = datetime(2024, 4, 1, tzinfo=UTC)
 

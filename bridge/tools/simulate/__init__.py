@@ -11,19 +11,19 @@ What is particular to a platform (its catalogue, accounts, identity documents, m
 required fields, its rows of the course-equivalence table) is its :class:`PlatformSimulator`,
 declared by its own module in ``adapters/`` as ``ADAPTER.simulator``; nothing here names a platform.
 
-- :mod:`bridge.simulate.platform`: the :class:`PlatformSimulator` interface and its types;
-- :mod:`bridge.simulate.people`: persons, the platforms they are on, what they study;
-- :mod:`bridge.simulate.generator`: the stream, duplicates, malformed messages, the expectation;
-- :mod:`bridge.simulate.review`: the people the bridge will not link alone, for the demo.
+- :mod:`bridge.tools.simulate.platform`: the :class:`PlatformSimulator` interface and its types;
+- :mod:`bridge.tools.simulate.people`: persons, the platforms they are on, what they study;
+- :mod:`bridge.tools.simulate.generator`: the stream, duplicates, malformed messages, the expectation;
+- :mod:`bridge.tools.simulate.review`: the people the bridge will not link alone, for the demo.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bridge.simulate.platform import Account, Course, Draw, Kind, Person, PlatformSimulator, SimMessage
-from bridge.simulate.generator import Expectation, equivalences, generate, iter_rate, summary_line
-from bridge.simulate.review import review_account, review_cases
+from bridge.tools.simulate.platform import Account, Course, Draw, Kind, Person, PlatformSimulator, SimMessage
+from bridge.tools.simulate.generator import Expectation, equivalences, generate, iter_rate, summary_line
+from bridge.tools.simulate.review import review_account, review_cases
 
 
 def __getattr__(name: str) -> Any:

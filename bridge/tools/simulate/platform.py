@@ -1,6 +1,6 @@
 """What one platform's simulation declares: :class:`PlatformSimulator`, and the types it works with.
 
-The generator (:mod:`bridge.simulate.generator`) names no platform. It makes :class:`Person` s
+The generator (:mod:`bridge.tools.simulate.generator`) names no platform. It makes :class:`Person` s
 (names, mobiles, resident IDs, regions), decides which platforms each is on and what they study,
 and asks each registered platform's simulator (``ADAPTER.simulator``, declared by the platform's
 own module in ``adapters/``) to open an account for a person and to render that person's events

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from bridge.core.normalise import resident_id_check_character
-from bridge.simulate.platform import Course, Draw, Kind, Person, PlatformSimulator
+from bridge.tools.simulate.platform import Course, Draw, Kind, Person, PlatformSimulator
 
 _BEIJING = timezone(timedelta(hours=8))
 # A fixed window in 2024: no wall clock, so a seed gives the same bytes on any day.

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from bridge.simulate.people import (
+from bridge.tools.simulate.people import (
     DAY_MS,
     WINDOW_DAYS,
     Platform,
@@ -21,7 +21,7 @@ from bridge.simulate.people import (
     new_person,
     plan,
 )
-from bridge.simulate.platform import KINDS, Course, Draw, Event, Kind, Person, SimMessage, delete_path, get_path
+from bridge.tools.simulate.platform import KINDS, Course, Draw, Event, Kind, Person, SimMessage, delete_path, get_path
 
 _REDELIVERY_SPAN = 2_000  # how many messages later a redelivered duplicate may land
 

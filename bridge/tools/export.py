@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from bridge.core.records import CreditRecord, CreditStatus
 from bridge.errors import BridgeError
-from bridge.transcript import Transcript
+from bridge.tools.transcript import Transcript
 
 Json = dict[str, Any]
 Format = Literal["openbadges", "clr", "xapi"]

@@ -5,9 +5,9 @@ own simulators, exactly (none of the platforms' messiness), so the cases are alw
 
 from __future__ import annotations
 
-from bridge.simulate.generator import simulated_platforms
-from bridge.simulate.people import Platform, valid_resident_id
-from bridge.simulate.platform import Account, Course, Draw, Person, SimMessage
+from bridge.tools.simulate.generator import simulated_platforms
+from bridge.tools.simulate.people import Platform, valid_resident_id
+from bridge.tools.simulate.platform import Account, Course, Draw, Person, SimMessage
 
 _SEED = 20240620
 _AT_MS = 1718848800000  # 2024-06-20 10:00 Beijing time

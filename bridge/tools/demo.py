@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import adapters
-from bridge import simulate
-from bridge.admin import apply_topics
-from bridge.broker import EmbeddedBroker, free_port, stop_process
+from bridge.tools import simulate
+from bridge.tools.admin import apply_topics
+from bridge.tools.broker import EmbeddedBroker, free_port, stop_process
 from bridge.errors import BridgeError, DependencyUnavailable
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
 from bridge.store.registry import Registry
-from bridge.topicio import Target, compacted, group_lag, producer, read_topic
+from bridge.tools.topicio import Target, compacted, group_lag, producer, read_topic
 from topics import catalogue
 
 #: Longest the demo waits without any progress of the worker before it gives up.
@@ -218,7 +218,7 @@ HISTORY_MESSAGES = 500
 
 
 def send_review_cases(settings: Settings) -> list[simulate.SimMessage]:
-    """Send :func:`bridge.simulate.review_cases` (people the bridge will not link alone)."""
+    """Send :func:`bridge.tools.simulate.review_cases` (people the bridge will not link alone)."""
     cases = simulate.review_cases()
     prod = producer(settings)
     try:
