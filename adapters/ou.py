@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from adapters._fields import EARLIEST, LATEST, Message, json_type
-from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
-from adapters._platform import PlatformAdapter
 from adapters._ou_sim import SIMULATOR
+from adapters._platform import PlatformAdapter
 from bridge.core.credits import course_credits_rule
+from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
 from bridge.core.normalise import person_evidence
 from topics import catalogue
 

@@ -6,10 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from adapters._fields import Message, json_type
-from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
 from adapters._platform import PlatformAdapter
 from adapters._union_sim import SIMULATOR
 from bridge.core.credits import hours_rule
+from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
 from bridge.core.normalise import person_evidence
 from topics import catalogue
 

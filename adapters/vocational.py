@@ -21,12 +21,14 @@ from decimal import Decimal
 from typing import Final
 
 from adapters._fields import KeyPath, Message, json_type
+from adapters._platform import PlatformAdapter
+from adapters._vocational_sim import SIMULATOR
+from bridge.core.credits import hours_rule
 from bridge.core.events import CanonicalEvent, DocumentType, EventKind, Outcome
 from bridge.core.normalise import MAX_ID_LENGTH, is_printable, person_evidence
+from topics import catalogue
 
 PLATFORM: Final = "vocational"
-
-# (Module-level declarations of the platform registry go here.)
 
 _XAPI: Final = "https://vocational.example.cn/xapi/"
 STUDY_HOURS: Final = KeyPath("object", "definition", "extensions", _XAPI + "study-hours")
@@ -171,12 +173,6 @@ def _score(msg: Message) -> float | None:
         msg.fail("invalid_field", f"field {path} is out of range; expected {what} as a number from 0 to 1.")
     return float(Decimal(repr(scaled)).scaleb(2)) or 0.0  # never -0.0
 
-
-# --- registration (added by the integrator; keep at the end of the module) -------------------
-from adapters._platform import PlatformAdapter  # noqa: E402
-from adapters._vocational_sim import SIMULATOR  # noqa: E402
-from bridge.core.credits import hours_rule  # noqa: E402
-from topics import catalogue  # noqa: E402
 
 ADAPTER = PlatformAdapter(
     name=PLATFORM,

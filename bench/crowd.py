@@ -33,38 +33,26 @@ import argparse
 import multiprocessing
 import os
 import queue
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
-#: The crowd: one common name and one placeholder mobile, no identity document (issue 11).
-CROWD_NAME = "王伟"
-CROWD_MOBILE = "13800000000"
+from bench.crowd_events import Messages
+from bench.crowd_report import SizeReport, code_version, format_size, result_line, summary
+
 #: Ordinary learners loaded beside the crowd, for the baseline.
 ORDINARY = 20
-ORDINARY_NAMES = ("李娜", "张敏", "刘洋", "陈静", "杨磊", "赵丽", "黄勇", "周芳")
-T0 = datetime(2024, 3, 1, 1, 0, tzinfo=timezone.utc)
 #: SQLite calls the progress handler every this many virtual-machine instructions.
 STEP = 1000
-
-SCENARIOS = (
-    ("crowd_next", "crowd member, next course"),
-    ("crowd_new", "crowd member, new account"),
-    ("baseline_next", "ordinary, next course"),
-    ("baseline_new", "ordinary, new account"),
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,48 +80,6 @@ def _sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 2:
         raise argparse.ArgumentTypeError(f"expected crowd sizes of at least 2, got {text!r}")
     return sizes
-
-
-# -- the events -------------------------------------------------------------------------------
-
-
-def crowd_account(i: int) -> str:
-    return f"GHCROWD{i:07d}"
-
-
-def ordinary_account(i: int) -> str:
-    return f"GHSOLO{i:06d}"
-
-
-class Messages:
-    """Union platform messages (``tests.factories``' shapes), with increasing offsets and times."""
-
-    def __init__(self) -> None:
-        from adapters._union_sim import COURSES as UNION_COURSES
-
-        self.courses = [code for code, _title, _hours in UNION_COURSES]
-        self.offset = 0
-
-    def _next(self, account: str, event_id: str, course: int, **member: Any):
-        from bridge.pipeline import Inbound
-        from tests.factories import UNION, encode, union_event
-
-        self.offset += 1
-        when = T0 + timedelta(seconds=self.offset)
-        value = encode(union_event(event_id, "COURSE_ENROLL", member_no=account, when=when,
-                                   course=self.courses[course % len(self.courses)], hours=16, **member))
-        return Inbound(UNION, 0, self.offset, account.encode(), value)
-
-    def crowd(self, i: int, course: int, tag: str):
-        return self._next(crowd_account(i), f"crowd-{i}-{tag}", course, name=CROWD_NAME, mobile=CROWD_MOBILE)
-
-    def ordinary(self, i: int, course: int, tag: str):
-        from tests.factories import resident_id
-
-        born = (datetime(1970, 1, 1) + timedelta(days=37 * i)).strftime("%Y%m%d")
-        return self._next(ordinary_account(i), f"solo-{i}-{tag}", course,
-                          id_card=resident_id(region="370102", birth=born, serial="021"),
-                          name=ORDINARY_NAMES[i % len(ORDINARY_NAMES)], mobile=f"1390000{i:04d}")
 
 
 # -- counting and timing ----------------------------------------------------------------------
@@ -190,18 +136,18 @@ class Bench:
 
         self.settings = Settings(database_url=database_url, course_equivalences=equivalences, batch_size=batch_size)
         runtime = build_runtime(self.settings, migrate=False)
-        self.engine, self.pipeline = runtime.engine, runtime.pipeline
+        self.engine, self.units, self.pipeline = runtime.engine, runtime.units, runtime.pipeline
         self.counters = Counters(self.engine)  # before the first connection: it installs the step counter
         upgrade(self.engine)
 
     def publish(self) -> int:
         """Drain the outbox as the worker does after each batch (claims of ``OUTBOX_CHUNK``)."""
-        from bridge.store.outbox import OutboxClaim
+        from bridge.store.claim import OutboxClaim
         from bridge.stream.publisher import OUTBOX_CHUNK
 
         sent = 0
         while True:
-            claim = OutboxClaim.open(self.engine, OUTBOX_CHUNK)
+            claim = OutboxClaim.open(self.units, OUTBOX_CHUNK)
             claim.commit()
             sent += len(claim.messages)
             if len(claim.entry_ids) < OUTBOX_CHUNK:
@@ -290,32 +236,7 @@ def _child(size: int, database_url: str, options: dict[str, Any], out: Any) -> N
         measure_size(size, database_url, send=lambda kind, value: out.put((kind, value)), say=_say, **options)
         out.put(("done", None))
     except BaseException as exc:  # noqa: BLE001 - the parent reports it with the figures reached so far
-        out.put(("error", (_summary(exc), traceback.format_exc())))
-
-
-@dataclass
-class SizeReport:
-    """What one size measured, possibly partial."""
-
-    size: int
-    backend: str
-    batches: list[Cost] = field(default_factory=list)
-    loaded: dict[str, Any] | None = None
-    singles: dict[str, list[Cost]] = field(default_factory=dict)
-    final: dict[str, int] | None = None
-    status: str = "ok"
-    problem: str | None = None
-    elapsed_s: float = 0.0
-
-    def take(self, kind: str, value: Any) -> None:
-        if kind == "batch":
-            self.batches.append(value)
-        elif kind == "loaded":
-            self.loaded = value
-        elif kind == "single":
-            self.singles.setdefault(value[0], []).append(value[1])
-        elif kind == "final":
-            self.final = value
+        out.put(("error", (summary(exc), traceback.format_exc())))
 
 
 def run_size(size: int, database_url: str, timeout: float, options: dict[str, Any]) -> SizeReport:
@@ -327,7 +248,7 @@ def run_size(size: int, database_url: str, timeout: float, options: dict[str, An
             measure_size(size, database_url, send=report.take, say=_say, **options)
         except Exception as exc:  # noqa: BLE001 - keep the figures of the other sizes
             _say(traceback.format_exc())
-            report.status, report.problem = "error", _summary(exc)
+            report.status, report.problem = "error", summary(exc)
         report.elapsed_s = time.monotonic() - started
         return report
     context = multiprocessing.get_context("fork")
@@ -374,7 +295,7 @@ def run_size(size: int, database_url: str, timeout: float, options: dict[str, An
 def database_for(size: int, database_url: str | None, workdir: Path) -> Iterator[str]:
     """A fresh, empty database for one size."""
     if database_url and make_url(database_url).get_backend_name() == "postgresql":
-        from bench.scenarios import postgres_database
+        from bench.databases import postgres_database
 
         with postgres_database(database_url) as url:
             yield url
@@ -388,117 +309,6 @@ def database_for(size: int, database_url: str | None, workdir: Path) -> Iterator
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         stale.unlink(missing_ok=True)
     yield f"sqlite:///{path.resolve()}"
-
-
-# -- the report -------------------------------------------------------------------------------
-
-
-def _median(costs: Sequence[Cost], attr: str) -> float | None:
-    values = [getattr(c, attr) for c in costs if getattr(c, attr) is not None]
-    return statistics.median(values) if values else None
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def _f(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_size(report: SizeReport, timeout: float, repeat: int) -> list[str]:
-    r = report
-    lines = [f"== crowd of {r.size:,} accounts sharing one name+mobile ({r.backend})"]
-    if r.status == "timeout":
-        lines.append(f"   DID NOT FINISH within {timeout:.0f} s (figures below are what it reached)")
-    elif r.status == "error":
-        lines.append(f"   FAILED after {r.elapsed_s:.0f} s: {r.problem}")
-    loaded = sum(c.events for c in r.batches)
-    if r.batches:
-        last = r.batches[-1]
-        load = f"{r.loaded['load_s']:.1f} s" if r.loaded else "unfinished"
-        lines.append(
-            f"   load: {loaded:,}/{r.size:,} accounts in {len(r.batches)} batch(es), {load}; last batch "
-            f"{last.events:,} events: {last.total_s:.2f} s ({1000 * last.total_s / last.events:.2f} ms/event; "
-            f"process {last.process_s:.2f} s, publish {last.publish_s:.2f} s), {last.statements:,} statements"
-            + (f", {last.ksteps:,.0f}k SQLite steps" if last.ksteps is not None else "")
-        )
-    state = r.final or r.loaded
-    if state:
-        lines.append(f"   the crowd is {state['crowd_learners']:,} learner(s), the largest with "
-                     f"{state['largest_learner']:,} crowd accounts; {state['open_reviews']:,} open review item(s)")
-    if r.singles:
-        lines.append(f"   single events (median of {repeat} unless n says less; ms = process + publish):")
-        lines.append(f"   {'event':<28}{'n':>3}{'ms':>11}{'process':>10}{'publish':>10}{'statements':>12}"
-                     f"{'ksteps':>10}{'ms x':>9}{'stmts x':>9}")
-        for kind, label in SCENARIOS:
-            costs = r.singles.get(kind, [])
-            if not costs:
-                lines.append(f"   {label:<28}{0:>3}  did not run")
-                continue
-            base = r.singles.get("baseline_" + kind.split("_", 1)[1], []) if kind.startswith("crowd") else costs
-            ms = _median(costs, "total_s")
-            lines.append(
-                f"   {label:<28}{len(costs):>3}{_f(ms and 1000 * ms, ',.1f'):>11}"
-                f"{_f(1000 * _median(costs, 'process_s'), ',.1f'):>10}{_f(1000 * _median(costs, 'publish_s'), ',.1f'):>10}"
-                f"{_f(_median(costs, 'statements'), ',.0f'):>12}{_f(_median(costs, 'ksteps'), ',.0f'):>10}"
-                f"{_f(_ratio(ms, _median(base, 'total_s')), '.1f'):>9}"
-                f"{_f(_ratio(_median(costs, 'statements'), _median(base, 'statements')), '.1f'):>9}"
-            )
-        lines.append("   (x: crowd / the ordinary account's same kind of event; ksteps: thousands of SQLite VM steps,\n"
-                     "    ticks of a progress handler every 1,000 steps of a prepared statement: exact for big work, ~0 for small)")
-    return lines
-
-
-def result_line(report: SizeReport, timeout: float) -> str:
-    """``result size=N backend=... key=value ...``: numbers, or ``-`` where nothing was measured."""
-    r = report
-    fields: dict[str, Any] = {"size": r.size, "backend": r.backend,
-                              "status": "timeout" if r.status == "timeout" else r.status}
-    if r.status == "timeout":
-        fields["timeout_s"] = f"{timeout:.0f}"
-    fields["loaded"] = sum(c.events for c in r.batches)
-    fields["load_s"] = _f(r.loaded["load_s"] if r.loaded else None, ".2f")
-    last = r.batches[-1] if r.batches else None
-    fields["last_batch_events"] = last.events if last else "-"
-    fields["last_batch_s"] = _f(last.total_s if last else None, ".3f")
-    fields["last_batch_ms_per_event"] = _f(1000 * last.total_s / last.events if last else None, ".3f")
-    fields["last_batch_statements"] = last.statements if last else "-"
-    for kind, _label in SCENARIOS:
-        costs = r.singles.get(kind, [])
-        ms = _median(costs, "total_s")
-        fields[f"{kind}_n"] = len(costs)
-        fields[f"{kind}_ms"] = _f(ms and 1000 * ms, ".2f")
-        fields[f"{kind}_statements"] = _f(_median(costs, "statements"), ".0f")
-        fields[f"{kind}_ksteps"] = _f(_median(costs, "ksteps"), ".0f")
-    for which in ("next", "new"):
-        crowd, base = r.singles.get(f"crowd_{which}", []), r.singles.get(f"baseline_{which}", [])
-        fields[f"ratio_{which}_ms"] = _f(_ratio(_median(crowd, "total_s"), _median(base, "total_s")), ".2f")
-        fields[f"ratio_{which}_statements"] = _f(_ratio(_median(crowd, "statements"), _median(base, "statements")), ".2f")
-    state = r.final or r.loaded or {}
-    for key in ("crowd_learners", "largest_learner", "open_reviews"):
-        fields[key] = state.get(key, "-")
-    return "result " + " ".join(f"{k}={v}" for k, v in fields.items())
-
-
-def code_version() -> str:
-    """The commit of the ``bridge`` package imported, and whether its tree has uncommitted changes."""
-    import bridge
-
-    where = Path(bridge.__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--", "bridge", "adapters"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{where} (not a git checkout)"
-    return f"{where} at {head}" + (" with uncommitted changes in bridge/ or adapters/" if dirty else "")
-
-
-def _summary(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
 
 
 def _say(text: str) -> None:
@@ -517,7 +327,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     batch_size = args.batch_size or settings.batch_size
     where = args.database_url and make_url(args.database_url).get_backend_name() or "sqlite"
     if where == "postgresql":
-        from bench.scenarios import postgres_available
+        from bench.databases import postgres_available
 
         problem = postgres_available(args.database_url)
         if problem:

@@ -45,7 +45,7 @@ from adapters.union import TOPIC as UNION_TOPIC
 from bridge.store import schema as t
 from bridge.store.learners import published_identity
 from bridge.store.ledger import evidence_json
-from bridge.store.registry import Registry
+from bridge.store.identity import IdentityRepository
 
 #: Learners generated and written per transaction. 10,000 keeps a chunk's rows (~80,000) to a
 #: few tens of MB while making the per-transaction overhead negligible.
@@ -289,7 +289,7 @@ def load(
                         index.create(conn)
         with conn.begin():
             # Rule 8's holder counts, over the whole registry (the chunks cannot count across each other).
-            Registry(conn).recount_holders()
+            IdentityRepository(conn).recount_holders()
     return LoadReport(learners=done, rows=totals, seconds=time.perf_counter() - began)
 
 

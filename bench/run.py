@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import loader, workload
+from bench.databases import postgres_available, postgres_database
 from bench.report import METHOD, Growth, Result, format_growth, format_table, ratio_line
-from bench.scenarios import Bridge, Passthrough, System, postgres_available, postgres_database, run
+from bench.scenarios import Bridge, Passthrough, System, run
 from bridge.bootstrap import build_pseudonymiser
 from bridge.core.courses import load_equivalences
 from bridge.tools.demo import Progress, write_equivalences

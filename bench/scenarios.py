@@ -12,37 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from bench import kafkaio
 from bench.kafkaio import Consumed, Produced
 from bench.passthrough import SOURCE_HEADER, parse_source
+from bench.processes import BenchError, Process, base_env, cpu_seconds, http_get, metric_values, peak_rss_mb
 from bench.report import Result, percentile
 from bench.workload import Workload, event_key
 from bridge.tools.admin import apply_topics
-from bridge.tools.broker import EmbeddedBroker, free_port, stop_process
-from bridge.errors import BridgeError
+from bridge.tools.broker import EmbeddedBroker, free_port
 from bridge.settings import Settings
 from bridge.tools.simulate import SimMessage
 from bridge.store import schema
 from bridge.store.engine import build_engine
 from topics import catalogue
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSTHROUGH_TOPIC = "bench.passthrough.v1"
 #: Longest a phase may go without the system committing anything before the run is abandoned.
 STALL_TIMEOUT_S = 180.0
@@ -52,94 +45,6 @@ POLL_S = 0.5
 START_POLL_S = 0.05
 
 Show = Callable[[str], None]
-
-
-class BenchError(BridgeError):
-    """The benchmark could not measure a scenario; the message says where to look."""
-
-
-# -- the system's process ---------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """VmHWM (peak resident set) of a process, in MB."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-@dataclass
-class Process:
-    """A system under test: a child process with its own log file."""
-
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @classmethod
-    def start(cls, args: Sequence[str], env: dict[str, str], log_path: Path) -> Process:
-        with log_path.open("wb") as log:
-            popen = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        return cls(popen, log_path)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            raise BenchError(f"the system under test exited with code {self.popen.returncode}; see {self.log_path}")
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        stop_process(self.popen, timeout_s)
-
-
-def _base_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "BENCH_"))}
-    env.update(
-        BRIDGE_BROKER_URL=settings.broker_url or "",
-        BRIDGE_DATABASE_URL=settings.database_url,
-        BRIDGE_WEB_PORT=str(settings.web_port),
-        BRIDGE_WEB_HOST=settings.web_host,
-        BRIDGE_GROUP_ID=settings.group_id,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    if settings.course_equivalences:
-        env["BRIDGE_COURSE_EQUIVALENCES"] = str(settings.course_equivalences)
-    return env
-
-
-def _http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback only
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except OSError:
-        return 0, ""
-
-
-def metric_values(text_format: str, name: str) -> dict[str, float]:
-    """Samples of metric ``name`` in a Prometheus text exposition, by their label string."""
-    found = {}
-    for line in text_format.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            head, _, value = line.rpartition(" ")
-            rest = head[len(name):]
-            if rest == "" or rest.startswith("{"):
-                found[rest] = float(value)
-    return found
 
 
 # -- systems under test -----------------------------------------------------------------------
@@ -199,7 +104,7 @@ class Passthrough(System):
 
     def launch(self, settings: Settings, workdir: Path) -> None:
         self.status = workdir / f"{self.kind}-status.json"
-        env = _base_env(settings)
+        env = base_env(settings)
         env.update(BENCH_GROUP=settings.group_id, BENCH_OUTPUT=PASSTHROUGH_TOPIC, BENCH_STATUS=str(self.status))
         self.process = Process.start(["-m", "bench.passthrough", self.kind], env, workdir / f"{self.kind}.log")
 
@@ -254,10 +159,10 @@ class Bridge(System):
     def launch(self, settings: Settings, workdir: Path) -> None:
         self.base = f"http://127.0.0.1:{settings.web_port}"
         slug = self.name.replace(" ", "-").replace("/", "-")
-        self.process = Process.start(["-m", "bridge", "worker"], _base_env(settings), workdir / f"{slug}.log")
+        self.process = Process.start(["-m", "bridge", "worker"], base_env(settings), workdir / f"{slug}.log")
 
     async def started(self) -> Start:
-        while (await asyncio.to_thread(_http_get, self.base + "/readyz"))[0] != 200:
+        while (await asyncio.to_thread(http_get, self.base + "/readyz"))[0] != 200:
             self.process.check_alive()
             await asyncio.sleep(START_POLL_S)
         ready_at, cpu = time.time(), cpu_seconds(self.process.pid)
@@ -265,7 +170,7 @@ class Bridge(System):
         deadline = time.monotonic() + STALL_TIMEOUT_S
         while time.monotonic() < deadline:
             self.process.check_alive()
-            status, body = await asyncio.to_thread(_http_get, self.base + "/metrics")
+            status, body = await asyncio.to_thread(http_get, self.base + "/metrics")
             seen = time.time()
             count = metric_values(body, "bridge_batch_duration_seconds_count").get("")
             if status == 200 and count is None:
@@ -281,7 +186,7 @@ class Bridge(System):
             return conn.execute(select(func.count()).select_from(schema.outbox)).scalar_one() == 0
 
     def expected_outputs(self, inputs: int) -> int | None:
-        status, body = _http_get(self.base + "/metrics")
+        status, body = http_get(self.base + "/metrics")
         if status != 200:
             return None
         published = metric_values(body, "bridge_messages_published_total")
@@ -438,43 +343,3 @@ def _outcome(system: System, workload: Workload, phase1: list[Produced], phase2:
         note="; ".join(notes),
     )
     return Outcome(result, start, cpu_s, notes)
-
-
-# -- databases --------------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """A fresh database on ``server_url`` for one run, dropped afterwards (best effort)."""
-    base = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    # Pre-ping: the server may have restarted during the run (it is shared), and the drop must
-    # not fail on a dead pooled connection.
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            except Exception as exc:  # noqa: BLE001 - a leftover database must not lose the run's figures
-                print(f"bench: could not drop database {name} ({type(exc).__name__}); drop it by hand",
-                      file=sys.stderr)
-    finally:
-        admin.dispose()
-
-
-def postgres_available(server_url: str) -> str | None:
-    """``None`` when the server answers, else why not."""
-    engine = create_engine(make_url(server_url).set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means: skip PostgreSQL, say why
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    finally:
-        engine.dispose()
-    return None

@@ -18,6 +18,7 @@ from bridge.pipeline import Pipeline
 from bridge.settings import Settings
 from bridge.store.engine import build_engine, upgrade
 from bridge.store.guard import RegistryGuard, RegistryMissing, ensure_registry_id, registry_state
+from bridge.store.uow import UnitOfWorkFactory
 from topics import catalogue
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class Runtime:
 
     settings: Settings
     engine: Engine
+    units: UnitOfWorkFactory
+    """Writer units of work on ``engine`` (the outbox claims); ``units.reader()`` for reads."""
     pipeline: Pipeline
     metrics: Metrics
     guard: RegistryGuard | None = None
@@ -82,8 +85,11 @@ def build_runtime(
         guard = RegistryGuard.capture(engine, group_id=settings.group_id)
         guard.install(engine)
         log.info("registry %s at %s", guard.registry_id, guard.url)
+    units = UnitOfWorkFactory(engine)
     pipeline = Pipeline(
-        engine,
+        # Two workers resolving the same learners must not both decide on a view without the
+        # other's evidence: the batches are SERIALIZABLE on PostgreSQL.
+        units.writer(serializable=True),
         adapters.parsers(),
         build_pseudonymiser(settings),
         course_keys,
@@ -92,7 +98,13 @@ def build_runtime(
         trusted_keys=trusted_keys(settings),
         sealer=build_sealer(settings),
     )
-    return Runtime(settings, engine, pipeline, Metrics(registry or CollectorRegistry()), guard)
+    return Runtime(settings, engine, units, pipeline, Metrics(registry or CollectorRegistry()), guard)
+
+
+def build_units(settings: Settings) -> UnitOfWorkFactory:
+    """Writer units of work on the configured database, for a command (``.reader()`` for one that
+    only reads); never creates a SQLite file, never migrates. The caller disposes ``.engine``."""
+    return UnitOfWorkFactory(build_engine(settings.database_url, create=False))
 
 
 def prepare_registry(settings: Settings, engine: Engine) -> None:

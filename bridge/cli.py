@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.tools.admin import kafka_failure, watch_refusals
+from bridge.tools.connection import kafka_failure, watch_refusals
 from bridge.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_CODES,
@@ -61,7 +61,7 @@ def broker_for(settings: Settings, *, purpose: str) -> Iterator[Settings]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bridge.tools.admin import check_broker
+    from bridge.tools.connection import check_broker
     from bridge.bootstrap import build_runtime
     from bridge.stream.shutdown import BridgeWorker
     from bridge.stream.tuning import tune_gc

@@ -47,7 +47,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge.tools.admin import check_broker
+    from bridge.tools.connection import check_broker
     from bridge.tools.backfill import Backfill
     from bridge.bootstrap import build_runtime
     from bridge.tools.topicio import producer

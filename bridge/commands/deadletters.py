@@ -296,7 +296,8 @@ def _coordinates(text: str) -> tuple[str, int, int]:
             raise ValueError
         return (topic, int(partition), int(rest))
     except ValueError:
-        raise argparse.ArgumentTypeError("expected TOPIC:PARTITION:OFFSET, e.g. ou.lifelong.events.v1:0:42") from None
+        example = f"{catalogue.PLATFORM_TOPICS[0].name}:0:42"
+        raise argparse.ArgumentTypeError(f"expected TOPIC:PARTITION:OFFSET, e.g. {example}") from None
 
 
 def _moment(text: str) -> datetime:

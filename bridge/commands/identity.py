@@ -1,6 +1,7 @@
 """Operator commands for identity: ``bridge review list|show|link|reject`` and ``bridge explain``.
 
-Reading commands use the registry (``BRIDGE_DATABASE_URL``). Decisions are not written to the
+Reading commands read the registry (``BRIDGE_DATABASE_URL``) through the store's repositories, in
+one reader unit of work (:mod:`bridge.store.uow`). Decisions are not written to the
 database here: they are published to ``bridge.decisions.v1`` and applied by the workers through
 the same pipeline as every event, so they are ordered, applied once, and replayed with the rest.
 Nothing printed here contains a resident ID, name or phone: only accounts, learner ids, event
@@ -19,7 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, or_, select
 
 from bridge.core.decisions import DecisionAction, OperatorDecision
 from bridge.core.identity import NAME_MOBILE, AccountKey
@@ -35,10 +35,10 @@ from bridge.core.signing import (
 )
 from bridge.errors import BridgeError, ConfigurationError
 from bridge.settings import Settings
-from bridge.store import schema as t
-from bridge.store.base import as_utc, pairs_in
-from bridge.store.engine import build_engine, require_existing
-from bridge.store.registry import Registry
+from bridge.store.base import as_utc
+from bridge.store.engine import require_existing
+from bridge.store.reviews import StoredReview
+from bridge.store.uow import UnitOfWork
 from topics.catalogue import DECISIONS
 
 EVIDENCE_NAMES = {
@@ -84,29 +84,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     explain.set_defaults(fn=cmd_explain)
 
 
-def _connect(settings: Settings):
+def _reading(settings: Settings) -> UnitOfWork:
+    """A reader unit of work on the configured registry."""
+    from bridge.bootstrap import build_units
+
     # Never create a registry: a mistyped SQLite path must not leave an empty database behind.
     require_existing(settings.database_url)
-    return build_engine(settings.database_url, create=False).connect()
+    return build_units(settings).reader()()
 
 
 def _fmt(at: datetime | None) -> str:
     return as_utc(at).isoformat().replace("+00:00", "Z") if at else "-"
 
 
-def _review_row(conn: Connection, review_id: str):
-    row = conn.execute(select(t.review_items).where(t.review_items.c.review_id == review_id)).first()
-    if row is None:
+def _review(uow: UnitOfWork, review_id: str) -> StoredReview:
+    review = uow.reviews.review(review_id)
+    if review is None:
         raise BridgeError(f"no review item {review_id}; `bridge review list` shows the open ones")
-    return row
+    return review
 
 
 def cmd_review_list(args: argparse.Namespace) -> int:
-    with _connect(Settings()) as conn:
-        query = select(t.review_items).order_by(t.review_items.c.raised_at, t.review_items.c.review_id)
-        if not args.all:
-            query = query.where(t.review_items.c.status == "open")
-        rows = conn.execute(query).all()
+    with _reading(Settings()) as uow:
+        rows = uow.reviews.reviews(open_only=not args.all)
     items = [
         {
             "review_id": r.review_id,
@@ -133,36 +133,25 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 
 
 def cmd_review_show(args: argparse.Namespace) -> int:
-    with _connect(Settings()) as conn:
-        row = _review_row(conn, args.review_id)
+    with _reading(Settings()) as uow:
+        row = _review(uow, args.review_id)
         print(f"review {row.review_id}: {row.kind} ({row.status})")
         print(f"raised by {row.platform}:{row.account} at {_fmt(row.raised_at)} (event {row.event_id})")
         if row.decided_by:
             print(f"decided by {row.decided_by} at {_fmt(row.decided_at)} (decision {row.decision_id})")
         print("the account:")
-        _print_accounts(conn, [AccountKey(row.platform, row.account)], indent="  ")
+        _print_accounts(uow, [AccountKey(row.platform, row.account)], indent="  ")
         for candidate in row.candidates:
             print(f"candidate {candidate}:")
-            _print_accounts(conn, Registry(conn).accounts_of(candidate), indent="  ")
+            _print_accounts(uow, uow.identity.accounts_of(candidate), indent="  ")
     return 0
 
 
-def _evidence_of(conn: Connection, keys: list[AccountKey]) -> dict[AccountKey, list]:
-    found: dict[AccountKey, list] = defaultdict(list)
+def _print_accounts(uow: UnitOfWork, keys: list[AccountKey], indent: str) -> None:
+    evidence = uow.identity.evidence_of(keys)
+    stored = uow.identity.accounts(keys)
     for key in keys:
-        for r in conn.execute(
-            select(t.evidence).where(t.evidence.c.platform == key.platform, t.evidence.c.account == key.account)
-        ):
-            found[key].append(r)
-    return found
-
-
-def _print_accounts(conn: Connection, keys: list[AccountKey], indent: str) -> None:
-    evidence = _evidence_of(conn, keys)
-    for key in keys:
-        row = conn.execute(
-            select(t.accounts).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
-        ).first()
+        row = stored.get(key)
         if row is None:
             print(f"{indent}{key.platform}:{key.account} (not seen yet)")
             continue
@@ -176,7 +165,7 @@ def _print_accounts(conn: Connection, keys: list[AccountKey], indent: str) -> No
 def _publish(settings: Settings, decision: OperatorDecision) -> None:
     from kafka import errors as kafka_errors
 
-    from bridge.tools.admin import kafka_failure
+    from bridge.tools.connection import kafka_failure
     from bridge.tools.topicio import SEND_TIMEOUT_S, producer
 
     if not settings.broker_url:
@@ -242,8 +231,8 @@ def cmd_review_keygen(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
     settings = Settings()
     private = _signing_key(settings, args.by)
-    with _connect(settings) as conn:
-        row = _review_row(conn, args.review_id)
+    with _reading(settings) as uow:
+        row = _review(uow, args.review_id)
         if row.status != "open":
             raise BridgeError(f"review {row.review_id} was already decided ({row.status} by {row.decided_by})")
         anchor = None
@@ -252,7 +241,7 @@ def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
                 raise BridgeError(
                     f"{args.learner} is not a candidate of review {row.review_id}; candidates: {', '.join(row.candidates)}"
                 )
-            accounts = Registry(conn).accounts_of(args.learner)
+            accounts = uow.identity.accounts_of(args.learner)
             if not accounts:
                 raise BridgeError(f"learner {args.learner} has no accounts any more (merged?); see `bridge explain {args.learner}`")
             # The founding account, when the learner still has it, keeps pointing at the same
@@ -282,36 +271,29 @@ def cmd_review_reject(args: argparse.Namespace) -> int:
     return _decide(args, DecisionAction.REJECT)
 
 
-def explain(conn: Connection, subject: str) -> dict[str, object]:
+def explain(uow: UnitOfWork, subject: str) -> dict[str, object]:
     """Why the accounts of a learner belong together, as data (no personal values)."""
     if ":" in subject and not subject.startswith("lrn_"):
         platform, account = subject.split(":", 1)
-        learner_id = conn.execute(
-            select(t.accounts.c.learner_id).where(t.accounts.c.platform == platform, t.accounts.c.account == account)
-        ).scalar_one_or_none()
+        learner_id = uow.identity.learner_of(AccountKey(platform, account))
         if learner_id is None:
             raise BridgeError(f"no account {subject}; accounts are written PLATFORM:ACCOUNT, e.g. union:GH2101000123")
     else:
         learner_id = subject
-    learner = conn.execute(select(t.learners).where(t.learners.c.learner_id == learner_id)).first()
-    if learner is None:
+    chain = uow.learners.merge_chain(learner_id)
+    if not chain:
         raise BridgeError(f"no learner {learner_id}")
-    chain = [learner_id]
-    while learner.merged_into:
-        chain.append(learner.merged_into)
-        learner = conn.execute(select(t.learners).where(t.learners.c.learner_id == learner.merged_into)).one()
     live = chain[-1]
-    keys = Registry(conn).accounts_of(live)
-    evidence = _evidence_of(conn, keys)
+    keys = uow.identity.accounts_of(live)
+    evidence = uow.identity.evidence_of(keys)
     holders: dict[tuple[str, str], list[AccountKey]] = defaultdict(list)
     for key, rows in evidence.items():
         for r in rows:
             holders[(r.kind, r.digest)].append(key)
+    stored = uow.identity.accounts(keys)
     accounts = []
     for key in keys:
-        row = conn.execute(
-            select(t.accounts).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
-        ).one()
+        row = stored[key]
         accounts.append(
             {
                 "account": f"{key.platform}:{key.account}",
@@ -331,16 +313,10 @@ def explain(conn: Connection, subject: str) -> dict[str, object]:
                 ],
             }
         )
-    merged = conn.execute(select(t.learners.c.learner_id).where(t.learners.c.merged_into == live)).scalars().all()
+    merged = uow.learners.merged_from(live)
     # Every decision that bears on an account of the learner: on its own review items, or naming
     # one of its accounts as the anchor another account was linked to.
-    pairs = [(k.platform, k.account) for k in keys]
-    decisions = conn.execute(
-        select(t.decisions)
-        .where(or_(pairs_in(t.decisions.c.platform, t.decisions.c.account, pairs),
-                   pairs_in(t.decisions.c.anchor_platform, t.decisions.c.anchor_account, pairs)))
-        .order_by(t.decisions.c.decided_at, t.decisions.c.decision_id)
-    ).all()
+    decisions = uow.decisions.touching(keys)
     return {
         "subject": subject,
         "learner_id": live,
@@ -349,8 +325,8 @@ def explain(conn: Connection, subject: str) -> dict[str, object]:
         "accounts": accounts,
         "decisions": [
             {"decision_id": d.decision_id, "review_id": d.review_id, "action": d.action,
-             "account": f"{d.platform}:{d.account}",
-             "anchor": f"{d.anchor_platform}:{d.anchor_account}" if d.anchor_platform else None,
+             "account": f"{d.account.platform}:{d.account.account}",
+             "anchor": f"{d.anchor.platform}:{d.anchor.account}" if d.anchor else None,
              "decided_by": d.decided_by, "decided_at": _fmt(d.decided_at),
              "signed_with": d.key_id, "note": d.note}
             for d in decisions
@@ -359,8 +335,8 @@ def explain(conn: Connection, subject: str) -> dict[str, object]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    with _connect(Settings()) as conn:
-        report = explain(conn, args.subject)
+    with _reading(Settings()) as uow:
+        report = explain(uow, args.subject)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0

@@ -15,8 +15,7 @@ import sys
 import time
 
 from bridge.settings import Settings
-from bridge.store.engine import build_engine, writer
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWorkFactory
 from topics import catalogue
 
 #: Keys queued per transaction: small enough not to hold the workers' outbox claims for long.
@@ -40,29 +39,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_republish(args: argparse.Namespace) -> int:
+    from bridge.bootstrap import build_units
+
     settings = Settings()
-    engine = build_engine(settings.database_url, create=False)
+    units = build_units(settings)
     topics = args.topic or [catalogue.LEARNER_IDENTITIES.name, catalogue.CREDIT_RECORDS.name]
     started = time.monotonic()
     try:
         for topic in topics:
-            queued = republish(engine, topic, max(args.page, 1))
+            queued = republish(units, topic, max(args.page, 1))
             print(f"queued {queued} keys of {topic}", file=sys.stderr)
     finally:
-        engine.dispose()
+        units.engine.dispose()
     print(f"done in {time.monotonic() - started:.1f} s; the running workers publish them "
           "(watch bridge_messages_published_total)", file=sys.stderr)
     return 0
 
 
-def republish(engine, topic: str, page: int) -> int:
-    """Queue every current key of ``topic``, one transaction per page; returns how many."""
+def republish(units: UnitOfWorkFactory, topic: str, page: int) -> int:
+    """Queue every current key of ``topic``, one unit of work (of writer ``units``) per page;
+    returns how many."""
     after, queued = None, 0
     while True:
-        with writer(engine).begin() as conn:
-            registry = Registry(conn)
-            keys = registry.current_keys(topic, after, page)
-            registry.enqueue_many(topic, keys)
+        with units() as uow:
+            keys = uow.outbox.current_keys(topic, after, page)
+            uow.outbox.enqueue_many(topic, keys)
         if not keys:
             return queued
         queued += len(keys)

@@ -1,9 +1,10 @@
 """The processing stage: a batch of raw messages in, committed effects and dead letters out.
 
-This is the unit of work of a stream worker, and it knows nothing of Kafka or Faust: it is handed
-messages with their coordinates, parses them with the platform adapters, and in one database
-transaction stores each event's fact and identity evidence, re-resolves the identities the batch
-touched, re-derives the credit records it touched, and queues what changed for publication.
+A stream worker's batches go through here, and it knows nothing of Kafka or Faust, nor of SQL: it
+is handed messages with their coordinates, parses them with the platform adapters, and in one unit
+of work of the store (:mod:`bridge.store.uow`, injected by bootstrap) stores each event's fact and
+identity evidence, re-resolves the identities the batch touched, re-derives the credit records it
+touched, and queues what changed for publication.
 
 :class:`Pipeline` runs the stages in order, one module each:
 
@@ -15,15 +16,14 @@ touched, re-derives the credit records it touched, and queues what changed for p
 - :mod:`~bridge.pipeline.credits`: re-derive the touched credit records;
 
 and :mod:`~bridge.pipeline.batch` holds what a batch carries between them. The rules that decide
-outcomes are the core's (``bridge/core/``), the statements the store's (``bridge/store/``).
+outcomes are the core's (``bridge/core/``), the statements the store's repositories' (``bridge/store/``):
+each stage reads and writes through them, passing what one repository holds to another itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-
-from sqlalchemy import Engine
 
 from bridge.core.courses import CourseKeys
 from bridge.core.decisions import OperatorDecision
@@ -40,8 +40,7 @@ from bridge.pipeline.facts import Writes, record_events
 from bridge.pipeline.identity import refresh_identities, resolve_identities, retire_vanished
 from bridge.pipeline.messages import Inbound, Parser, dead_letter, parse, parse_batch, poison_reason, utcnow
 from bridge.settings import DEVELOPMENT_DEADLETTER_KEY
-from bridge.store.engine import writer
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWorkFactory
 
 __all__ = ["BatchResult", "Inbound", "Parser", "Pipeline", "dead_letter", "utcnow"]
 
@@ -51,7 +50,7 @@ class Pipeline:
 
     def __init__(
         self,
-        engine: Engine,
+        units: UnitOfWorkFactory,
         parsers: Mapping[str, Parser],
         pseudonymiser: Pseudonymiser,
         course_keys: CourseKeys,
@@ -61,12 +60,12 @@ class Pipeline:
         trusted_keys: TrustedKeys | None = None,
         sealer: Sealer | None = None,
     ) -> None:
-        self.engine = engine
+        #: Opens the unit of work each batch runs in: bootstrap's writers, SERIALIZABLE on PostgreSQL.
+        self.units = units
         #: Seals dead-letter payloads; by default under the development key (bootstrap passes the configured one).
         self.sealer = sealer if sealer is not None else Sealer.from_secret(DEVELOPMENT_DEADLETTER_KEY)
         #: The operators' keys decisions must be signed by; none: no decision is applied.
         self.trusted_keys = trusted_keys if trusted_keys is not None else TrustedKeys()
-        self._writer = writer(engine, serializable=True)
         self.parsers = parsers
         self.pseudonymiser = pseudonymiser
         self.course_keys = course_keys
@@ -82,8 +81,8 @@ class Pipeline:
 
     def probe(self) -> None:
         """A write transaction that changes nothing: raises when the database takes no writes now."""
-        with self._writer.begin() as conn:
-            Registry(conn).touch()
+        with self.units() as uow:
+            uow.outbox.touch()
 
     def poisoned(self, msg: Inbound, exc: BaseException | None) -> BatchResult:
         """The result of a message that, alone, fails its batch for a reason other than a
@@ -100,20 +99,19 @@ class Pipeline:
         sealer, pseudonymiser, max_shared = self.sealer, self.pseudonymiser, self.max_shared_evidence
         events, decisions = parse_batch(batch, self.parse, sealer, now, result)
 
-        with self._writer.begin() as conn:
-            registry = Registry(conn)
+        with self.units() as uow:
             touched = Touched()
             writes = Writes()
             prepared = prepare_events(events, pseudonymiser, sealer, now, result)
-            plan = settle_contents(registry, prepared, pseudonymiser, self.course_keys, sealer, now, result)
+            plan = settle_contents(uow, prepared, pseudonymiser, self.course_keys, sealer, now, result)
             record_events(prepared, plan, touched, writes, result)
             # A retracted content goes before the content that replaces it is stored (same key).
-            retraction = registry.retract_facts(plan.retract, writes.accounts, max_shared)
-            touched.crowds = writes.apply(registry, max_shared)
-            plan.apply_to(registry, touched, retraction)
-            record_decisions(registry, decisions, self.trusted_keys, sealer, touched, result, now)
-            resolve_identities(registry, touched, result, max_shared)
-            retire_vanished(registry, touched, retraction, plan.winner_of)
-            refresh_records(registry, touched, result, self.hours_per_credit)
-            refresh_identities(registry, touched, result)
+            retraction = uow.contents.retract_facts(plan.retract, writes.accounts, max_shared)
+            touched.crowds = writes.apply(uow, max_shared)
+            plan.apply_to(uow, touched, retraction)
+            record_decisions(uow, decisions, self.trusted_keys, sealer, touched, result, now)
+            resolve_identities(uow, touched, result, max_shared)
+            retire_vanished(uow, touched, retraction, plan.winner_of)
+            refresh_records(uow, touched, result, self.hours_per_credit)
+            refresh_identities(uow, touched, result)
         return result

@@ -23,7 +23,7 @@ from bridge.core.sealing import Sealer
 from bridge.pipeline.batch import BatchResult, Touched
 from bridge.pipeline.messages import Inbound, dead_letter, internal_reason, log
 from bridge.store.contents import Retraction, StoredFact
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWork
 
 DUPLICATE_EVENT_ID = "duplicate_event_id"
 _CONTENT_ORDER = (
@@ -96,12 +96,12 @@ class ContentPlan:
                               "content_key_id": key_id, "topic": msg.topic, "partition": msg.partition,
                               "offset": msg.offset, "rejected_at": now})
 
-    def apply_to(self, registry: Registry, touched: Touched, retraction: Retraction) -> None:
+    def apply_to(self, uow: UnitOfWork, touched: Touched, retraction: Retraction) -> None:
         """Store the rejected contents and the new counts, and mark what they touched: a kept
         content's record and identity count one more event; a retraction's accounts are re-resolved
         and its records re-derived (or retired)."""
-        registry.reject_contents(self.rejected)
-        registry.set_contents(self.bumps)
+        uow.contents.reject_contents(self.rejected)
+        uow.contents.set_contents(self.bumps)
         for known in self.bumped:
             touched.accounts.add(known.account)
             touched.new_courses.setdefault(known.account, set()).add(known.course_key)
@@ -157,7 +157,7 @@ def _processing_failed(
 
 
 def settle_contents(
-    registry: Registry,
+    uow: UnitOfWork,
     prepared: Sequence[Prepared],
     pseudonymiser: Pseudonymiser,
     course_keys: CourseKeys,
@@ -180,7 +180,7 @@ def settle_contents(
     arrivals: dict[tuple[str, str], list[int]] = {}
     for index, item in enumerate(prepared):
         arrivals.setdefault(item.key, []).append(index)
-    digests = registry.stored_digests(arrivals)
+    digests = uow.contents.stored_digests(arrivals)
     current = pseudonymiser.key_id
     unsettled = []
     for key, indices in arrivals.items():
@@ -195,7 +195,7 @@ def settle_contents(
             result.duplicates += len(indices)  # redeliveries of the stored content
         else:
             unsettled.append(key)
-    stored = registry.stored_contents(unsettled) if unsettled else {}
+    stored = uow.contents.stored_contents(unsettled) if unsettled else {}
     for key in unsettled:
         indices = [i for i in arrivals[key] if complete(prepared[i])]
         known = stored.get(key)

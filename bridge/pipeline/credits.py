@@ -12,12 +12,12 @@ from bridge.core.credits import CreditFact, derive_record
 from bridge.core.evidence import AccountKey
 from bridge.core.records import record_id_for
 from bridge.pipeline.batch import BatchResult, Touched
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWork
 
 
-def refresh_records(registry: Registry, touched: Touched, result: BatchResult, hours_per_credit: float) -> None:
+def refresh_records(uow: UnitOfWork, touched: Touched, result: BatchResult, hours_per_credit: float) -> None:
     """Derive every touched record of a live learner again; retire the touched records left without facts."""
-    live = registry.live({learner for learner, _ in touched.records})
+    live = uow.learners.live({learner for learner, _ in touched.records})
     # Each changed record of a live learner needs the facts of that learner's accounts for its course.
     need: dict[AccountKey, set[str]] = {}
     for key, placement in touched.placements.items():
@@ -26,7 +26,7 @@ def refresh_records(registry: Registry, touched: Touched, result: BatchResult, h
             if wanted:
                 need[key] = wanted
     facts: dict[tuple[str, str], list[CreditFact]] = {}
-    for key, found in registry.facts_of(need).items():
+    for key, found in uow.ledger.facts_of(need).items():
         learner_id = touched.placements[key].learner_id
         for course_key, fact in found:
             facts.setdefault((learner_id, course_key), []).append(fact)
@@ -34,6 +34,6 @@ def refresh_records(registry: Registry, touched: Touched, result: BatchResult, h
         derive_record(learner_id, course_key, facts[(learner_id, course_key)], hours_per_credit)
         for learner_id, course_key in sorted(facts)
     ]
-    result.records_changed += registry.save_records(states)
+    result.records_changed += uow.ledger.save_records(states)
     retired = [record_id_for(l, c) for l, c in sorted(touched.records) if (l, c) not in facts]
-    result.records_changed += registry.retire_records(retired)
+    result.records_changed += uow.ledger.retire_records(retired)

@@ -17,11 +17,11 @@ from bridge.core.sealing import Sealer
 from bridge.core.signing import TrustedKeys
 from bridge.pipeline.batch import BatchResult, Touched
 from bridge.pipeline.messages import Inbound, dead_letter
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWork
 
 
 def record_decisions(
-    registry: Registry,
+    uow: UnitOfWork,
     decisions: Sequence[tuple[Inbound, OperatorDecision]],
     trusted_keys: TrustedKeys,
     sealer: Sealer,
@@ -31,11 +31,11 @@ def record_decisions(
 ) -> None:
     """Apply the batch's decisions in order."""
     for msg, decision in decisions:
-        _record_decision(registry, msg, decision, trusted_keys, sealer, touched, result, now)
+        _record_decision(uow, msg, decision, trusted_keys, sealer, touched, result, now)
 
 
 def _record_decision(
-    registry: Registry, msg: Inbound, decision: OperatorDecision, trusted_keys: TrustedKeys, sealer: Sealer,
+    uow: UnitOfWork, msg: Inbound, decision: OperatorDecision, trusted_keys: TrustedKeys, sealer: Sealer,
     touched: Touched, result: BatchResult, now: datetime,
 ) -> None:
     # The signature first: a forged decision is a security event even when it copies the id
@@ -44,23 +44,23 @@ def _record_decision(
     if forged is not None:
         result.dead_letters.append((msg, dead_letter(msg, forged, DECISION_UNVERIFIED, now, sealer)))
         return
-    if registry.decision_known(decision.decision_id):
+    if uow.decisions.known(decision.decision_id):
         result.duplicates += 1
         return
-    item = registry.find_review_item(decision.review_id)
+    item = uow.reviews.find_review_item(decision.review_id)
     anchor_learner, candidates = None, set()
     if item is not None and decision.anchor is not None:
-        learner = registry.learner_of(AccountKey(str(decision.anchor.platform), decision.anchor.account))
-        anchor_learner = registry.live_learner(learner) if learner else None
-        candidates = {registry.live_learner(c) for c in item.candidates}
+        learner = uow.identity.learner_of(AccountKey(str(decision.anchor.platform), decision.anchor.account))
+        anchor_learner = uow.learners.live_learner(learner) if learner else None
+        candidates = {uow.learners.live_learner(c) for c in item.candidates}
     fault = decision_fault(decision, item, anchor_learner, candidates)
     if fault is not None:
         result.dead_letters.append((msg, dead_letter(msg, fault, DECISION_REJECTED, now, sealer)))
         return
-    registry.record_decision(decision)
+    uow.decisions.record(decision)
     result.decisions += 1
     status = "linked" if decision.action is DecisionAction.LINK else "rejected"
-    registry.settle_review(decision.review_id, status, decision.decision_id, decision.decided_by, decision.decided_at)
+    uow.reviews.settle_review(decision.review_id, status, decision.decision_id, decision.decided_by, decision.decided_at)
     touched.accounts.add(AccountKey(str(decision.account.platform), decision.account.account))
     if decision.anchor is not None:
         touched.accounts.add(AccountKey(str(decision.anchor.platform), decision.anchor.account))

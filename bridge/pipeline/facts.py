@@ -13,7 +13,7 @@ from bridge.core.evidence import AccountKey, EvidenceItem, Sighting
 from bridge.pipeline.batch import BatchResult, Touched
 from bridge.pipeline.contents import ContentPlan, Kept, Prepared
 from bridge.store.ledger import fact_row
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWork
 
 
 @dataclass
@@ -30,12 +30,12 @@ class Writes:
         if key not in earliest or seen < earliest[key]:
             earliest[key] = seen
 
-    def apply(self, registry: Registry, max_shared: int) -> set[str]:
+    def apply(self, uow: UnitOfWork, max_shared: int) -> set[str]:
         """Write the rows; returns the name+mobile digests that became crowded (rule 8)."""
-        registry.note_accounts(self.accounts)
-        crowded = registry.note_evidence(self.evidence, max_shared)
-        registry.add_facts(self.facts)
-        registry.record_dqs(self.problems)
+        uow.identity.note_accounts(self.accounts)
+        crowded = uow.identity.note_evidence(self.evidence, max_shared)
+        uow.ledger.add_facts(self.facts)
+        uow.ledger.record_dqs(self.problems)
         return crowded
 
 

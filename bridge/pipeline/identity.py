@@ -18,7 +18,7 @@ from bridge.core.records import ReviewKind
 from bridge.core.versions import identity_versions
 from bridge.pipeline.batch import BatchResult, Touched
 from bridge.store.contents import Retraction
-from bridge.store.registry import Registry
+from bridge.store.uow import UnitOfWork
 
 
 def crowd_review(digest: str, holders: Sequence[AccountKey], placements: Mapping[AccountKey, Placement]) -> PendingReview:
@@ -30,27 +30,27 @@ def crowd_review(digest: str, holders: Sequence[AccountKey], placements: Mapping
     return PendingReview(ReviewKind.AMBIGUOUS_MATCH, account, tuple(candidates), subject=f"crowd:{digest}")
 
 
-def resolve_identities(registry: Registry, touched: Touched, result: BatchResult, max_shared: int) -> None:
+def resolve_identities(uow: UnitOfWork, touched: Touched, result: BatchResult, max_shared: int) -> None:
     """Re-partition every account connected to what the batch touched (CONTRACT §3)."""
     if not touched.accounts:
         return
     # A name+mobile that just became crowded (rule 8) stops linking: every account holding
     # it is re-resolved once, now (a bounded number: the bound plus this batch's new holders);
     # from then on it is no evidence and costs nothing.
-    crowds = registry.holders(touched.crowds) if touched.crowds else {}
+    crowds = uow.identity.holders(touched.crowds) if touched.crowds else {}
     seeds = set(touched.accounts).union(*crowds.values())
-    group = registry.group(seeds, max_shared)
+    group = uow.identity.group(seeds, max_shared)
     evidence, links, rejected, before = group.evidence, group.links, group.rejected, group.placements
     outcome = cluster(evidence, links, rejected, max_shared)
     # The group holds every account of every learner it touches: one count serves the record
     # keys to refresh and the identity versions; facts are read only for the records that change.
-    touched.courses = registry.course_counts(group.keys)
+    touched.courses = uow.ledger.course_counts(group.keys)
     touched.placements = outcome.placements
 
     new_ids = {p.learner_id for p in outcome.placements.values()}
-    registry.ensure_live_learners(new_ids)
+    uow.learners.ensure_live_learners(new_ids)
     moved = {k: p for k, p in outcome.placements.items() if before.get(k) != p}
-    registry.place(moved)
+    uow.identity.place(moved)
     for key, placement in sorted(moved.items()):
         old = before.get(key)
         if old is None or old.learner_id != placement.learner_id:
@@ -72,7 +72,7 @@ def resolve_identities(registry: Registry, touched: Touched, result: BatchResult
 
     # Learners that lost every account are merged into where their founding account went.
     for gone, survivor in merge_survivors(before, outcome.placements):
-        touched.learners.update(registry.retire_learner(gone, survivor))
+        touched.learners.update(uow.learners.retire_learner(gone, survivor))
         result.identity["merge"] += 1
 
     touched.identity_versions.update(identity_versions(touched.courses, links, rejected, outcome, before))
@@ -80,12 +80,12 @@ def resolve_identities(registry: Registry, touched: Touched, result: BatchResult
     crowd_reviews = [crowd_review(digest, holders, outcome.placements) for digest, holders in crowds.items()]
     for review in [*outcome.reviews, *crowd_reviews]:
         seen = touched.sightings.get(review.account) or evidence[review.account].first
-        if registry.raise_review(review, seen.at, seen.event_id):
+        if uow.reviews.raise_review(review, seen.at, seen.event_id):
             result.reviews += 1
 
 
 def retire_vanished(
-    registry: Registry, touched: Touched, retraction: Retraction, winner_of: Mapping[AccountKey, AccountKey]
+    uow: UnitOfWork, touched: Touched, retraction: Retraction, winner_of: Mapping[AccountKey, AccountKey]
 ) -> None:
     """Retire a learner whose every account vanished with a retracted content: it is merged into
     the learner of the account that holds that event id now, so it is no longer published as a
@@ -93,13 +93,13 @@ def retire_vanished(
     orphans = orphaned_learners(retraction.vanished, touched.placements)
     if not orphans:
         return
-    empty = registry.learners_without_accounts(orphans) & registry.live(orphans)
+    empty = uow.identity.learners_without_accounts(orphans) & uow.learners.live(orphans)
     for learner_id, survivor in orphan_survivors(orphans, empty, winner_of, touched.placements):
-        touched.learners.update(registry.retire_learner(learner_id, survivor))
+        touched.learners.update(uow.learners.retire_learner(learner_id, survivor))
 
 
-def refresh_identities(registry: Registry, touched: Touched, result: BatchResult) -> None:
+def refresh_identities(uow: UnitOfWork, touched: Touched, result: BatchResult) -> None:
     """Store the touched learners' identities with their versions; queue those that changed."""
-    result.identities_changed += registry.refresh_identities(
+    result.identities_changed += uow.learners.refresh_identities(
         {learner_id: touched.identity_versions.get(learner_id) for learner_id in touched.learners}
     )

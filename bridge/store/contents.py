@@ -284,17 +284,5 @@ class ContentsRepository(Repository):
                 delete(t.shared_evidence).where(s.kind == NAME_MOBILE, s.digest.in_(chunk), s.holders <= 0)
             )
 
-    def learners_without_accounts(self, learner_ids: Iterable[str]) -> set[str]:
-        """Which of these learners no account is placed with any more."""
-        ids = sorted(set(learner_ids))
-        held: set[str] = set()
-        for chunk in chunks(ids):
-            held.update(
-                self.conn.execute(
-                    select(t.accounts.c.learner_id).where(t.accounts.c.learner_id.in_(chunk)).group_by(t.accounts.c.learner_id)
-                ).scalars()
-            )
-        return set(ids) - held
-
 
 __all__ = ["ContentsRepository", "Retraction", "StoredFact"]

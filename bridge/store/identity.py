@@ -1,7 +1,7 @@
-"""The identity registry: accounts, their evidence, where they are placed, and operator decisions.
+"""The identity registry: accounts, their evidence, and where they are placed.
 
 The learners the accounts are placed with, and their published identities, are
-:mod:`bridge.store.learners`; :class:`IdentityRepository` includes them (one identity port).
+:mod:`bridge.store.learners`; operators' decisions :mod:`bridge.store.decisions`.
 """
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from bridge.core.decisions import DecisionAction, OperatorDecision
+from bridge.core.decisions import DecisionAction
 from bridge.core.evidence import NAME_MOBILE, AccountEvidence, AccountKey, EvidenceItem, OperatorLink, Sighting
 from bridge.core.identity import Placement
 from bridge.core.records import LinkMethod
 from bridge.store import schema as t
-from bridge.store.base import as_utc, chunks, pairs_in
-from bridge.store.learners import LearnerRepository
+from bridge.store.base import Repository, as_utc, chunks, pairs_in
+from bridge.store.decisions import decision_touches
 
 
 def _account_in(refs):
@@ -92,11 +93,6 @@ def _sharing_learner(refs):
     )
 
 
-def _decision_touches(refs):
-    d = t.decisions.c
-    return or_(pairs_in(d.platform, d.account, refs), pairs_in(d.anchor_platform, d.anchor_account, refs))
-
-
 def _keys(rows: Iterable) -> set[AccountKey]:
     return {AccountKey(r.platform, r.account) for r in rows}
 
@@ -115,8 +111,32 @@ class Group:
     crowded: set[str] = field(default_factory=set)
 
 
-class IdentityRepository(LearnerRepository):
-    """Accounts, evidence, placements and decisions; and the learners (:class:`LearnerRepository`)."""
+@dataclass(frozen=True)
+class StoredAccount:
+    """An account as stored: where it is placed (``None`` until resolved), how and since when."""
+
+    key: AccountKey
+    learner_id: str | None
+    method: str | None
+    linked_at: datetime | None
+    event_id: str | None
+    first_at: datetime
+    first_event_id: str
+
+
+@dataclass(frozen=True)
+class StoredEvidence:
+    """A digest of evidence an account showed, with the key that made it (never the value)."""
+
+    kind: str
+    digest: str
+    key_id: str
+    first_at: datetime
+    first_event_id: str
+
+
+class IdentityRepository(Repository):
+    """Accounts, their evidence, and where they are placed."""
 
     def note_accounts(self, seen: Mapping[AccountKey, Sighting]) -> None:
         """Record that these accounts exist, keeping each one's earliest event."""
@@ -264,7 +284,7 @@ class IdentityRepository(LearnerRepository):
                     found.update(_keys(self.conn.execute(_holders_of(digests))))
                 if placed:
                     found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs)))
-                for r in self.conn.execute(select(t.decisions).where(_decision_touches(refs))):
+                for r in self.conn.execute(select(t.decisions).where(decision_touches(refs))):
                     decisions[r.decision_id] = r
                     found.add(AccountKey(r.platform, r.account))
                     if r.anchor_platform:
@@ -309,31 +329,39 @@ class IdentityRepository(LearnerRepository):
             select(t.accounts.c.learner_id).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
         ).scalar_one_or_none()
 
-    def decision_known(self, decision_id: str) -> bool:
-        return self.conn.execute(
-            select(t.decisions.c.decision_id).where(t.decisions.c.decision_id == decision_id)
-        ).first() is not None
-
-    def record_decision(self, decision: OperatorDecision) -> bool:
-        """Store a decision once; returns False for a redelivered one."""
-        exists = self.conn.execute(
-            select(t.decisions.c.decision_id).where(t.decisions.c.decision_id == decision.decision_id)
-        ).first()
-        if exists is not None:
-            return False
-        self.conn.execute(
-            insert(t.decisions).values(
-                decision_id=decision.decision_id,
-                review_id=decision.review_id,
-                action=decision.action.value,
-                platform=str(decision.account.platform),
-                account=decision.account.account,
-                anchor_platform=str(decision.anchor.platform) if decision.anchor else None,
-                anchor_account=decision.anchor.account if decision.anchor else None,
-                decided_by=decision.decided_by,
-                decided_at=decision.decided_at,
-                note=decision.note,
-                key_id=decision.key_id,
+    def learners_without_accounts(self, learner_ids: Iterable[str]) -> set[str]:
+        """Which of these learners no account is placed with any more."""
+        ids = sorted(set(learner_ids))
+        held: set[str] = set()
+        for chunk in chunks(ids):
+            held.update(
+                self.conn.execute(
+                    select(t.accounts.c.learner_id).where(t.accounts.c.learner_id.in_(chunk)).group_by(t.accounts.c.learner_id)
+                ).scalars()
             )
-        )
-        return True
+        return set(ids) - held
+
+    def accounts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, StoredAccount]:
+        """These accounts as stored; an account not seen yet is left out."""
+        found: dict[AccountKey, StoredAccount] = {}
+        for chunk in chunks(sorted({(k.platform, k.account) for k in keys})):
+            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk))):
+                key = AccountKey(r.platform, r.account)
+                found[key] = StoredAccount(key, r.learner_id, r.method, as_utc(r.linked_at), r.event_id,
+                                           as_utc(r.first_at), r.first_event_id)
+        return found
+
+    def evidence_of(self, keys: Iterable[AccountKey]) -> dict[AccountKey, list[StoredEvidence]]:
+        """The evidence each of these accounts showed, by kind and digest (none: an empty list)."""
+        wanted = list(keys)
+        found: dict[AccountKey, list[StoredEvidence]] = {k: [] for k in wanted}
+        e = t.evidence.c
+        for chunk in chunks(sorted({(k.platform, k.account) for k in wanted})):
+            rows = self.conn.execute(
+                select(t.evidence).where(_evidence_account_in(chunk)).order_by(e.platform, e.account, e.kind, e.digest)
+            )
+            for r in rows:
+                found[AccountKey(r.platform, r.account)].append(
+                    StoredEvidence(r.kind, r.digest, r.key_id, as_utc(r.first_at), r.first_event_id)
+                )
+        return found

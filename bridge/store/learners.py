@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
 from bridge.core.versions import identity_version
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks
+from bridge.store.outbox import OutboxRepository
 from topics.catalogue import LEARNER_IDENTITIES
 
 _NEW_IDENTITY = (
@@ -22,6 +23,11 @@ _NEW_IDENTITY = (
 
 class LearnerRepository(Repository):
     """Learners, their merges, and their identities as published."""
+
+    def __init__(self, conn: Connection, outbox: OutboxRepository) -> None:
+        super().__init__(conn)
+        #: Where each changed identity is queued for publication, in the same transaction.
+        self.outbox = outbox
 
     def ensure_live_learners(self, learner_ids: Iterable[str]) -> None:
         """Create these learners, or bring back the ones that had been merged away."""
@@ -44,13 +50,17 @@ class LearnerRepository(Repository):
 
         Returns every learner id whose ``merged_into`` changed.
         """
-        followers = list(
-            self.conn.execute(select(t.learners.c.learner_id).where(t.learners.c.merged_into == learner_id)).scalars()
-        )
+        followers = self.merged_from(learner_id)
         if followers:
             self.conn.execute(update(t.learners).where(t.learners.c.merged_into == learner_id).values(merged_into=survivor))
         self.conn.execute(update(t.learners).where(t.learners.c.learner_id == learner_id).values(merged_into=survivor))
         return [learner_id, *followers]
+
+    def merged_from(self, learner_id: str) -> list[str]:
+        """The learners merged into ``learner_id`` (directly)."""
+        return list(
+            self.conn.execute(select(t.learners.c.learner_id).where(t.learners.c.merged_into == learner_id)).scalars()
+        )
 
     def live(self, learner_ids: Iterable[str]) -> set[str]:
         """Which of these learners exist and were not merged away."""
@@ -109,20 +119,45 @@ class LearnerRepository(Repository):
                             "b_value": published_identity(state, version)})
         if changes:
             self.conn.execute(_NEW_IDENTITY, changes)
-            self.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
+            self.outbox.enqueue_many(LEARNER_IDENTITIES.name, [c["b_learner"] for c in changes])
         return len(changes)
 
     def live_learner(self, learner_id: str) -> str:
         """The learner ``learner_id`` is now: itself, or where its merges lead."""
-        seen = {learner_id}
+        chain = self.merge_chain(learner_id)
+        return chain[-1] if chain else learner_id
+
+    def merge_chain(self, learner_id: str) -> list[str]:
+        """``learner_id`` and the learners its merges lead to, in turn, ending with the one it is
+        now; empty when there is no such learner."""
+        chain: list[str] = []
+        current = learner_id
         while True:
-            into = self.conn.execute(
-                select(t.learners.c.merged_into).where(t.learners.c.learner_id == learner_id)
-            ).scalar_one_or_none()
-            if into is None or into in seen:
-                return learner_id
-            seen.add(into)
-            learner_id = into
+            row = self.conn.execute(select(t.learners.c.merged_into).where(t.learners.c.learner_id == current)).first()
+            if row is None and not chain:
+                return chain
+            chain.append(current)
+            into = None if row is None else row.merged_into
+            if into is None or into in chain:
+                return chain
+            current = into
+
+    def published_identities(self, learner_ids: Iterable[str]) -> dict[str, str]:
+        """The published value of each of these learners that exists, a few queries for all of them
+        (a learner stored before revision 0002 has its value rebuilt from its rows)."""
+        values: dict[str, str] = {}
+        rebuild = []
+        for chunk in chunks(sorted(set(learner_ids))):
+            for row in self.conn.execute(
+                select(t.learners.c.learner_id, t.learners.c.value).where(t.learners.c.learner_id.in_(chunk))
+            ):
+                if row.value is None:
+                    rebuild.append(row.learner_id)
+                else:
+                    values[row.learner_id] = row.value
+        for learner_id, identity in self.identity_states(rebuild).items():
+            values[learner_id] = identity.model_dump_json()
+        return values
 
 
 def published_identity(state: str, version: int) -> str:

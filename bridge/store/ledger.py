@@ -6,18 +6,24 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from bridge.core.credits import CreditFact, RecordState
 from bridge.core.evidence import AccountKey, EvidenceItem
 from bridge.core.versions import Published, RecordChange, record_change, record_version
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks, pairs_in
+from bridge.store.outbox import OutboxRepository
 from topics.catalogue import CREDIT_RECORDS
 
 
 class LedgerRepository(Repository):
     """Facts (one per processed platform event) and the records derived from them."""
+
+    def __init__(self, conn: Connection, outbox: OutboxRepository) -> None:
+        super().__init__(conn)
+        #: Where each changed record is queued for publication, in the same transaction.
+        self.outbox = outbox
 
     def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of the (platform, event_id) pairs were already processed."""
@@ -135,8 +141,8 @@ class LedgerRepository(Repository):
             self.conn.execute(insert(t.credit_records), new)
         if changed:
             self.conn.execute(_CHANGED_RECORD, changed)
-        self.enqueue_many(CREDIT_RECORDS.name, restart, tombstone=True)
-        self.enqueue_many(CREDIT_RECORDS.name, queue)
+        self.outbox.enqueue_many(CREDIT_RECORDS.name, restart, tombstone=True)
+        self.outbox.enqueue_many(CREDIT_RECORDS.name, queue)
         return len(queue)
 
     def retire_records(self, record_ids: list[str]) -> int:
@@ -147,13 +153,31 @@ class LedgerRepository(Repository):
             live += self.conn.execute(select(c.record_id).where(c.record_id.in_(chunk), c.retired.is_(False))).scalars().all()
         for chunk in chunks(live):
             self.conn.execute(update(t.credit_records).where(c.record_id.in_(chunk)).values(retired=True))
-        self.enqueue_many(CREDIT_RECORDS.name, live)
+        self.outbox.enqueue_many(CREDIT_RECORDS.name, live)
         return len(live)
 
     def record_dqs(self, rows: list[dict[str, str]]) -> None:
         """Note data-quality problems of new events (one statement)."""
         if rows:
             self.conn.execute(insert(t.data_quality), rows)
+
+    def published_records(self, record_ids: Iterable[str]) -> dict[str, str | None]:
+        """The published value of each of these records that exists, a few queries for all of
+        them (``None``: retired, its tombstone)."""
+        c = t.credit_records.c
+        values: dict[str, str | None] = {}
+        for chunk in chunks(sorted(set(record_ids))):
+            for row in self.conn.execute(
+                select(c.record_id, c.state, c.value, c.version, c.retired).where(c.record_id.in_(chunk))
+            ):
+                values[row.record_id] = None if row.retired else published_record(row)
+        return values
+
+    def published_record_of(self, record_id: str) -> str | None:
+        """The published value of a record that exists (``None``: retired, its tombstone)."""
+        c = t.credit_records.c
+        row = self.conn.execute(select(c.state, c.value, c.version, c.retired).where(c.record_id == record_id)).one()
+        return None if row.retired else published_record(row)
 
 
 def published_record(row) -> str | None:

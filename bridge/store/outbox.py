@@ -1,23 +1,17 @@
-"""The outbox: keys whose current state must be published, written in the same transaction, and
-the claim through which a worker publishes them."""
+"""The outbox: keys whose current state must be published, queued in the same transaction as the
+change (the claim that publishes them is :mod:`bridge.store.claim`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import delete, insert, select
 
-from bridge.core.records import OUTPUT_VALUE_BOUND
 from bridge.store import schema as t
 from bridge.store.base import Repository, pairs_in
-from bridge.store.engine import writer
-from topics.catalogue import CREDIT_RECORDS, LEARNER_IDENTITIES
-
-if TYPE_CHECKING:
-    from bridge.store.registry import Registry
+from topics.catalogue import CREDIT_RECORDS
 
 
 @dataclass(frozen=True)
@@ -30,6 +24,8 @@ class OutboxEntry:
 
 
 class OutboxRepository(Repository):
+    """The outbox's rows, the values held back for their size, and the keys a topic carries."""
+
     def enqueue(self, topic: str, key: str, *, tombstone: bool = False) -> None:
         self.conn.execute(insert(t.outbox).values(topic=topic, key=key, tombstone=tombstone))
 
@@ -98,73 +94,3 @@ class OutboxRepository(Repository):
         """Write without changing anything (a probe that the database takes writes)."""
         meta = t.held_outputs.c
         self.conn.execute(delete(t.held_outputs).where(meta.topic == "", meta.key == ""))
-
-
-class OutboxClaim:
-    """Outbox rows and their current values, held in an open transaction until published.
-
-    The rows (and on PostgreSQL the records they publish) stay locked until the broker has
-    acknowledged the messages, so a newer state of a key can never be published before an older
-    one: the last message of each key on a compacted topic is its latest state.
-    """
-
-    def __init__(self, conn: Connection, registry: Registry) -> None:
-        self.conn = conn
-        self.registry = registry
-        self.entry_ids: list[int] = []
-        self.messages: list[tuple[str, str, bytes | None]] = []
-        #: Each value held back for exceeding the message bound: ``(topic, key, size in bytes)``.
-        self.held: list[tuple[str, str, int]] = []
-
-    @classmethod
-    def open(cls, engine: Engine, limit: int) -> OutboxClaim:
-        """Claim up to ``limit`` of the oldest rows nobody holds, with the values they publish."""
-        # The values are read through every repository; the registry itself is built on this module.
-        from bridge.store.registry import Registry
-
-        conn = writer(engine).connect()
-        conn.begin()
-        claim = cls(conn, Registry(conn))
-        try:
-            entries = claim.registry.pending(limit)
-            claim.registry.lock_records([e.key for e in entries if e.topic == CREDIT_RECORDS.name])
-            claim.registry.lock_learners([e.key for e in entries if e.topic == LEARNER_IDENTITIES.name])
-            # Several rows for one key publish its current value once, after the tombstone that a
-            # record's restart asked for, if any.
-            restart: dict[tuple[str, str], bool] = {}
-            for entry in entries:
-                claim.entry_ids.append(entry.id)
-                restart[(entry.topic, entry.key)] = restart.get((entry.topic, entry.key), False) or entry.tombstone
-            values = claim.registry.published_values(list(restart))
-            now = datetime.now(timezone.utc)
-            for (topic, key), tombstone_first in restart.items():
-                value = values[(topic, key)]
-                if value is not None and len(value) + len(key) > OUTPUT_VALUE_BOUND:
-                    # CONTRACT §2: never sent. The last value published stays the current one
-                    # downstream until this one shrinks; operators see it among held outputs.
-                    claim.registry.hold(topic, key, len(value), now)
-                    claim.held.append((topic, key, len(value)))
-                    continue
-                if tombstone_first:
-                    claim.messages.append((topic, key, None))
-                claim.messages.append((topic, key, value))
-            claim.registry.release((topic, key) for topic, key, _ in claim.messages)
-        except BaseException:
-            claim.rollback()
-            raise
-        return claim
-
-    def commit(self) -> None:
-        """The claimed rows are published: delete them and end the transaction."""
-        try:
-            self.registry.done(self.entry_ids)
-            self.conn.commit()
-        finally:
-            self.conn.close()
-
-    def rollback(self) -> None:
-        """Publishing failed: leave the rows for the next claim."""
-        try:
-            self.conn.rollback()
-        finally:
-            self.conn.close()

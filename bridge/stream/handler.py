@@ -39,7 +39,7 @@ class StreamWorker:
         self.health = Health()
         self.db = DatabaseThread(self.metrics)
         self.retrying = Retrier(self.health)
-        self.publisher = Publisher(send, self.metrics, self.db, runtime.engine)
+        self.publisher = Publisher(send, self.metrics, self.db, runtime.units)
         self._busy = asyncio.Lock()
 
     async def handle(self, batch: Sequence[Inbound], sent_at: Sequence[float | None] | None = None) -> BatchResult:
@@ -111,7 +111,7 @@ class StreamWorker:
 
     async def refresh_reviews(self) -> None:
         """Read the open review items per kind into their gauge (:func:`~bridge.stream.health.refresh_reviews`)."""
-        await refresh_reviews(self.health, self.metrics, self.db, self.runtime.engine)
+        await refresh_reviews(self.health, self.metrics, self.db, self.runtime.units.reader())
 
     def check_database(self) -> bool:
         """Whether the database answers now (see :func:`~bridge.stream.health.check_database`)."""

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.metrics import Metrics
 from bridge.store.engine import ping
-from bridge.store.reviews import count_open_reviews
+from bridge.store.uow import UnitOfWorkFactory
 from bridge.stream import LOGGER
 from bridge.stream.dbthread import timed
 
@@ -102,13 +102,19 @@ def check_database(health: Health, metrics: Metrics, engine: Engine) -> bool:
     return health.database_ok
 
 
-async def refresh_reviews(health: Health, metrics: Metrics, db: DatabaseThread, engine: Engine) -> None:
+def count_open_reviews(readers: UnitOfWorkFactory) -> dict[str, int]:
+    """The open review items per kind, read in a unit of work of their own."""
+    with readers() as uow:
+        return uow.reviews.open_by_kind()
+
+
+async def refresh_reviews(health: Health, metrics: Metrics, db: DatabaseThread, readers: UnitOfWorkFactory) -> None:
     """Read the open review items per kind into their gauge (one small query).
 
     Runs every few seconds, so it also keeps ``database_ok`` current on an idle worker.
     """
     try:
-        counts = await db.run("review_count", count_open_reviews, engine)
+        counts = await db.run("review_count", count_open_reviews, readers)
     except SQLAlchemyError as exc:
         health.database_ok = False
         log.warning(

@@ -1,7 +1,7 @@
 """Publishing to the broker: a batch's dead letters, and what the outbox holds.
 
 A step returns only when the broker has acknowledged every message it sent. The outbox is
-claimed in chunks (:class:`~bridge.store.outbox.OutboxClaim`), each held in its transaction until
+claimed in chunks (:class:`~bridge.store.claim.OutboxClaim`), each held in its transaction until
 its messages are acknowledged, so the newest state of a key is always the last one published.
 """
 
@@ -13,12 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
-
 from bridge.core.records import DEADLETTER_KEY_BOUND, DeadLetter
 from bridge.metrics import Metrics
 from bridge.pipeline import Inbound
-from bridge.store.outbox import OutboxClaim
+from bridge.store.claim import OutboxClaim
+from bridge.store.uow import UnitOfWorkFactory
 from bridge.stream import LOGGER
 from bridge.stream.dbthread import DatabaseThread
 from topics import catalogue
@@ -35,13 +34,14 @@ OUTBOX_CHUNK = 500
 
 
 class Publisher:
-    """Sends through ``send``; reads and settles the outbox in the database thread."""
+    """Sends through ``send``; reads and settles the outbox in the database thread, in units of
+    work of ``units`` (writers)."""
 
-    def __init__(self, send: Send, metrics: Metrics, db: DatabaseThread, engine: Engine) -> None:
+    def __init__(self, send: Send, metrics: Metrics, db: DatabaseThread, units: UnitOfWorkFactory) -> None:
         self.send = send
         self.metrics = metrics
         self.db = db
-        self.engine = engine
+        self.units = units
 
     async def dead_letters(self, letters: Sequence[tuple[Inbound, DeadLetter]]) -> None:
         """Publish ``letters`` to the dead-letter topic."""
@@ -61,7 +61,7 @@ class Publisher:
     async def drain(self) -> None:
         """Publish everything the outbox holds, a chunk per transaction."""
         while True:
-            claim = await self.db.run("outbox_claim", OutboxClaim.open, self.engine, OUTBOX_CHUNK)
+            claim = await self.db.run("outbox_claim", OutboxClaim.open, self.units, OUTBOX_CHUNK)
             try:
                 for topic, key, size in claim.held:
                     log.error(

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from bridge.tools.admin import BrokerUnavailable, wait_for_broker
+from bridge.tools.connection import BrokerUnavailable, wait_for_broker
 from bridge.errors import ConfigurationError, DependencyUnavailable
 
 #: Seconds to wait for the broker to answer metadata requests. It is ready in milliseconds;

@@ -25,7 +25,7 @@ from bridge.tools.broker import EmbeddedBroker, free_port, stop_process
 from bridge.errors import BridgeError, DependencyUnavailable
 from bridge.settings import Settings
 from bridge.store.engine import build_engine
-from bridge.store.registry import Registry
+from bridge.store.uow import reading
 from bridge.tools.topicio import Target, compacted, group_lag, producer, read_topic
 from topics import catalogue
 
@@ -144,9 +144,10 @@ def wait_until_consumed(
 
 def wait_outbox_empty(engine, worker: WorkerProcess, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
+    readers = reading(engine)
     while True:
-        with engine.connect() as conn:
-            pending = Registry(conn).counts()["outbox_pending"]
+        with readers() as uow:
+            pending = uow.totals.counts()["outbox_pending"]
         if not pending:
             return
         worker.check_alive()
@@ -312,8 +313,8 @@ def run_demo(*, count: int, seed: int, rate: float | None, workdir: str, keep: b
             wait_until_consumed(settings, worker, progress, expected=expectation.messages + len(cases))
             engine = build_engine(database_url)
             wait_outbox_empty(engine, worker)
-            with engine.connect() as conn:
-                db = Registry(conn).counts()
+            with reading(engine)() as uow:
+                db = uow.totals.counts()
             topics = topic_summary(settings)
             print(format_summary(expectation, db, topics))
             if keep:

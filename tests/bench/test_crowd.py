@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bench import crowd
+from bench import crowd, crowd_report
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
@@ -32,15 +32,15 @@ def test_a_small_crowd_gets_a_result_line_with_figures_for_every_kind_of_event(t
         numeric = ["load_s", "last_batch_s", "last_batch_ms_per_event", "last_batch_statements",
                    "ratio_next_ms", "ratio_new_ms", "ratio_next_statements", "ratio_new_statements",
                    "crowd_learners", "largest_learner", "open_reviews"]
-        for kind, _label in crowd.SCENARIOS:
+        for kind, _label in crowd_report.SCENARIOS:
             assert r[f"{kind}_n"] == "2"
             numeric += [f"{kind}_ms", f"{kind}_statements", f"{kind}_ksteps"]
         for name in numeric:
             assert NUMBER.fullmatch(r[name]), f"{name}={r[name]}"
         # Every single event runs SQL; the statement counter cannot read zero.
-        assert all(int(r[f"{kind}_statements"]) > 0 for kind, _ in crowd.SCENARIOS)
+        assert all(int(r[f"{kind}_statements"]) > 0 for kind, _ in crowd_report.SCENARIOS)
     # The readable table has a row per kind of single event for each size.
-    for _kind, label in crowd.SCENARIOS:
+    for _kind, label in crowd_report.SCENARIOS:
         assert sum(line.strip().startswith(label) for line in lines) == 2
     assert (tmp_path / "crowd-24.db").exists() and (tmp_path / "crowd-12.db").exists()
 

@@ -26,7 +26,7 @@ from tests.factories import OU as OU_TOPIC
 from tests.factories import UNION as UNION_TOPIC
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
-from bridge.store.registry import Registry
+from bridge.store.uow import reading, writing
 from tests.factories import encode, ou_event, union_event
 
 KEY = Pseudonymiser.from_secret("bench-loader-suite-key-0123456789abcdef")
@@ -44,7 +44,7 @@ def load(engine: Engine, learners: int = LEARNERS, key: Pseudonymiser = KEY, **o
 
 def process(engine: Engine, *messages: tuple[str, str, bytes], key: Pseudonymiser = KEY) -> None:
     batch = [Inbound(topic, 0, offset, k.encode(), value) for offset, (topic, k, value) in enumerate(messages)]
-    result = Pipeline(engine, adapters.parsers(), key, COURSE_KEYS, 16.0).process(batch)
+    result = Pipeline(writing(engine, serializable=True), adapters.parsers(), key, COURSE_KEYS, 16.0).process(batch)
     assert not result.dead_letters
 
 
@@ -118,16 +118,15 @@ def test_chunked_load_in_worker_processes_restores_the_indexes(engine: Engine) -
 
 def test_preloaded_state_is_what_the_registry_would_publish(engine: Engine) -> None:
     load(engine)
-    with engine.begin() as conn:
-        registry = Registry(conn)
-        learners = conn.execute(select(t.learners.c.learner_id)).scalars().all()
+    with writing(engine)() as uow:
+        learners = uow.conn.execute(select(t.learners.c.learner_id)).scalars().all()
         for learner_id in learners:
-            assert registry.refresh_identity(learner_id) is False, learner_id
-        records = conn.execute(select(t.credit_records.c.learner_id, t.credit_records.c.course_key)).all()
+            assert uow.learners.refresh_identity(learner_id) is False, learner_id
+        records = uow.conn.execute(select(t.credit_records.c.learner_id, t.credit_records.c.course_key)).all()
         for learner_id, course_key in records:
-            facts = registry.facts_for(learner_id, course_key)
+            facts = uow.ledger.facts_for(learner_id, course_key)
             assert facts
-            assert registry.save_record(derive_record(learner_id, course_key, facts, 16.0)) is False
+            assert uow.ledger.save_record(derive_record(learner_id, course_key, facts, 16.0)) is False
     assert count(engine, t.outbox) == 0
 
 
@@ -143,14 +142,13 @@ def test_event_of_a_preloaded_account_belongs_to_the_preloaded_learner(engine: E
     process(engine, (msg.topic, msg.key.decode(), msg.value))
 
     assert count(engine, t.learners) == LEARNERS
-    with engine.connect() as conn:
-        registry = Registry(conn)
-        assert registry.learner_of(AccountKey("union", learner.union_no)) == learner.learner_id
-        facts = registry.facts_for(learner.learner_id, COURSE_KEYS.key_for("union", course.course_id))
+    with reading(engine)() as uow:
+        assert uow.identity.learner_of(AccountKey("union", learner.union_no)) == learner.learner_id
+        facts = uow.ledger.facts_for(learner.learner_id, COURSE_KEYS.key_for("union", course.course_id))
         assert "u-new-1" in {f.event_id for f in facts}
         # The learner's accounts and links are as loaded: the event only added to its record.
-        assert conn.execute(state).scalar_one() == before
-        assert "credit.records.v1" in conn.execute(select(t.outbox.c.topic)).scalars().all()
+        assert uow.conn.execute(state).scalar_one() == before
+        assert "credit.records.v1" in uow.conn.execute(select(t.outbox.c.topic)).scalars().all()
 
 
 @pytest.mark.parametrize("key", [KEY, ROTATING], ids=["one key", "key rotation"])
@@ -204,10 +202,9 @@ def test_new_accounts_link_to_preloaded_learners_by_document_and_by_name_and_mob
         (UNION_TOPIC, "GH-NEW-2", encode(union_event("u-new-2", member_no="GH-NEW-2", when=when, id_card=None,
                                                      name=by_name.name, mobile=by_name.mobile))),
     )
-    with engine.connect() as conn:
-        registry = Registry(conn)
-        assert registry.learner_of(AccountKey("ou", "S-NEW-1")) == by_doc.learner_id
-        assert registry.learner_of(AccountKey("union", "GH-NEW-2")) == by_name.learner_id
+    with reading(engine)() as uow:
+        assert uow.identity.learner_of(AccountKey("ou", "S-NEW-1")) == by_doc.learner_id
+        assert uow.identity.learner_of(AccountKey("union", "GH-NEW-2")) == by_name.learner_id
     assert count(engine, t.learners) == LEARNERS
 
 

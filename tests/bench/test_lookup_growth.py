@@ -15,7 +15,8 @@ import adapters
 from bench import workload
 from bridge.pipeline import Inbound, Pipeline
 from bridge.store.engine import build_engine, upgrade
-from bridge.store.outbox import OutboxClaim
+from bridge.store.claim import OutboxClaim
+from bridge.store.uow import writing
 from tests.bench.test_loader import COURSE_KEYS, KEY, load
 
 #: SQLite calls the progress handler every this many virtual-machine instructions.
@@ -37,12 +38,13 @@ def steps_for_the_same_batch(tmp_path, learners: int) -> int:
     def _count(dbapi_conn, _record) -> None:
         dbapi_conn.set_progress_handler(tick, STEP)
 
-    pipeline = Pipeline(engine, adapters.parsers(), KEY, COURSE_KEYS, 16.0)
+    units = writing(engine)
+    pipeline = Pipeline(units.writer(serializable=True), adapters.parsers(), KEY, COURSE_KEYS, 16.0)
     messages = workload.growth(400, learners, seed=5)
     batch = [Inbound(m.topic, 0, i, m.key, m.value) for i, m in enumerate(messages)]
     for start in range(0, len(batch), 200):
         pipeline.process(batch[start:start + 200])
-        claim = OutboxClaim.open(engine, 1000)
+        claim = OutboxClaim.open(units, 1000)
         claim.commit()
     engine.dispose()
     return ticks[0]

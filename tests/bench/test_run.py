@@ -12,10 +12,11 @@ import pytest
 
 from bench.kafkaio import Consumed, Produced, ends_of
 from bench.passthrough import SOURCE_HEADER, parse_source, reencode, source_header
+from bench.processes import metric_values
 from bench.pyspy import summarise
 from bench.report import Growth, Result, format_growth, format_table, percentile, ratio_line
 from bench.run import build_parser, plan_from
-from bench.scenarios import Bridge, Passthrough, metric_values
+from bench.scenarios import Bridge, Passthrough
 from bench.workload import event_key, growth, simulated
 from bridge.tools.simulate import SimMessage
 from tests.factories import OU as OU_TOPIC

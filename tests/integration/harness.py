@@ -27,7 +27,7 @@ from bridge.core.records import DeadLetter
 from bridge.core.sealing import Sealer, SealError
 from bridge.settings import DEVELOPMENT_DEADLETTER_KEY, Settings
 from bridge.store.engine import build_engine
-from bridge.store.registry import Registry
+from bridge.store.uow import reading
 from bridge.tools.topicio import Message, compacted, producer, read_topic
 from tests.operators import write_keys
 from topics import catalogue
@@ -147,8 +147,8 @@ class Bridge:
         return [json.loads(m.value) for m in self.topic(catalogue.REVIEW)]
 
     def counts(self) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            return Registry(conn).counts()
+        with reading(self.engine)() as uow:
+            return uow.totals.counts()
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
         """Run ``bridge ARGV`` in-process against this bridge's broker: ``(exit code, stdout, stderr)``."""

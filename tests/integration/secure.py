@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bridge.tools.admin import BrokerUnavailable, open_admin
+from bridge.tools.connection import BrokerUnavailable, open_admin
 from bridge.tools.broker import free_port, resolve_binary, stop_process
 from bridge.settings import Settings
 from tests.integration.sasl_proxy import SaslGate

@@ -10,14 +10,8 @@ import uuid
 
 import pytest
 
-from bridge.tools.admin import (
-    BrokerUnavailable,
-    apply_topics,
-    delete_topics,
-    format_report,
-    open_admin,
-    wait_for_broker,
-)
+from bridge.tools.admin import apply_topics, delete_topics, format_report
+from bridge.tools.connection import BrokerUnavailable, open_admin, wait_for_broker
 from bridge.tools.broker import BrokerStartError, EmbeddedBroker, free_port
 from bridge.errors import ConfigurationError
 from bridge.settings import Settings

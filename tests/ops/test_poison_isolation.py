@@ -32,7 +32,7 @@ from bridge.metrics import Metrics
 from bridge.pipeline import Inbound, Pipeline, dead_letter
 from bridge.settings import Settings
 from bridge.store import schema as t
-from bridge.store.registry import Registry
+from bridge.store.uow import writing
 from bridge.stream import health as health_module
 from bridge.stream import retry as retry_module
 from bridge.stream.handler import StreamWorker
@@ -51,8 +51,9 @@ def runtime(request: pytest.FixtureRequest, engine: Engine, database_url: str) -
         install_insert_poison(engine, "poison")
     else:
         install_insert_poison(engine, "no-such-prefix", constraint_prefix="poison")
-    pipeline = Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
-    return Runtime(Settings(database_url=database_url), engine, pipeline, Metrics(CollectorRegistry()))
+    units = writing(engine)
+    pipeline = Pipeline(units.writer(serializable=True), adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
+    return Runtime(Settings(database_url=database_url), engine, units, pipeline, Metrics(CollectorRegistry()))
 
 
 class Sent(list):
@@ -223,11 +224,11 @@ def test_a_dead_letter_keeps_a_short_key_and_digests_a_long_one() -> None:
 
 def test_a_value_over_the_message_bound_is_held_back_not_sent(runtime: Runtime) -> None:
     _handle(runtime, [_message(0, "GH0")])
-    with runtime.engine.begin() as conn:
-        learner_id = conn.execute(select(t.learners.c.learner_id)).scalar_one()
+    with runtime.units() as uow:
+        learner_id = uow.conn.execute(select(t.learners.c.learner_id)).scalar_one()
         huge = '{"learner_id":"' + learner_id + '","pad":"' + "x" * OUTPUT_VALUE_BOUND + '"}'
-        conn.execute(update(t.learners).values(value=huge))
-        Registry(conn).enqueue(catalogue.LEARNER_IDENTITIES.name, learner_id)
+        uow.conn.execute(update(t.learners).values(value=huge))
+        uow.outbox.enqueue(catalogue.LEARNER_IDENTITIES.name, learner_id)
     sent = Sent()
     worker = StreamWorker(runtime, sent)
     try:
@@ -236,9 +237,9 @@ def test_a_value_over_the_message_bound_is_held_back_not_sent(runtime: Runtime) 
         worker.close()
     assert all(value is None or len(value) <= OUTPUT_VALUE_BOUND for _t, _k, value in sent)
     assert not [k for topic, k, _ in sent if topic == catalogue.LEARNER_IDENTITIES.name]
-    with runtime.engine.connect() as conn:
-        [(topic, key, size, _at)] = Registry(conn).held()
-        pending = conn.execute(select(func.count()).select_from(t.outbox)).scalar_one()
+    with runtime.units.reader()() as uow:
+        [(topic, key, size, _at)] = uow.outbox.held()
+        pending = uow.conn.execute(select(func.count()).select_from(t.outbox)).scalar_one()
     assert (topic, key) == (catalogue.LEARNER_IDENTITIES.name, learner_id) and size > OUTPUT_VALUE_BOUND
     assert pending == 0  # publication goes on past it
     held = runtime.metrics.registry.get_sample_value(

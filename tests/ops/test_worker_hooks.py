@@ -22,6 +22,7 @@ from bridge.pipeline import BatchResult, Inbound, Pipeline, dead_letter
 from bridge.settings import Settings
 from bridge.store import schema
 from bridge.store.engine import build_engine, upgrade
+from bridge.store.uow import writing
 from bridge.stream import health as health_module
 from bridge.stream import retry as retry_module
 from bridge.stream.handler import StreamWorker
@@ -70,7 +71,7 @@ def runtime(sqlite_url: str) -> Runtime:
     engine = build_engine(sqlite_url)
     upgrade(engine)
     pipeline = create_autospec(Pipeline, instance=True)
-    return Runtime(Settings(database_url=sqlite_url), engine, pipeline, Metrics(CollectorRegistry()))
+    return Runtime(Settings(database_url=sqlite_url), engine, writing(engine), pipeline, Metrics(CollectorRegistry()))
 
 
 def _value(runtime: Runtime, name: str, **labels: str) -> float | None:
@@ -146,8 +147,8 @@ def test_readiness_needs_the_assignment_and_the_database(runtime: Runtime, tmp_p
         assert worker.is_ready()
         # A database that cannot be opened: not ready, and the failure is counted.
         unreachable = Settings(database_url=f"sqlite:///{tmp_path}/missing/dir/x.db")
-        worker.runtime = Runtime(unreachable, build_engine(unreachable.database_url, create=False), runtime.pipeline,
-                                 runtime.metrics)
+        broken = build_engine(unreachable.database_url, create=False)
+        worker.runtime = Runtime(unreachable, broken, writing(broken), runtime.pipeline, runtime.metrics)
         assert not worker.check_database() and not worker.is_ready()
         assert _value(runtime, "bridge_database_errors_total", operation="health_check") == 1
     finally:

@@ -13,6 +13,7 @@ import adapters
 from bridge.core.courses import CourseKeys
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.pipeline import Inbound, Pipeline
+from bridge.store.uow import writing
 from bridge.store.engine import build_engine
 from bridge.store.schema import metadata
 from tests.factories import OU, UNION, encode, ou_event, union_event
@@ -70,7 +71,7 @@ def test_fuzzed_batches_never_escape_and_lose_nothing(data) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = build_engine(f"sqlite:///{Path(tmp) / 'b.db'}")
         metadata.create_all(engine)
-        pipeline = Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
+        pipeline = Pipeline(writing(engine, serializable=True), adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0)
         result = pipeline.process(batch)
         engine.dispose()
     processed = sum(result.processed.values())

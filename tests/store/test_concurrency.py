@@ -19,6 +19,7 @@ from bridge.core.courses import CourseKeys
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.failures import is_conflict
 from bridge.pipeline import Inbound, Pipeline
+from bridge.store.uow import writing
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
 from tests.factories import OU, UNION, encode, ou_event, resident_id, union_event
@@ -44,7 +45,7 @@ def test_concurrent_batches_over_the_same_learners_end_consistent(database_url: 
     engine = build_engine(database_url)
     upgrade(engine)
     pipelines = [
-        Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0) for _ in range(2)
+        Pipeline(writing(engine, serializable=True), adapters.parsers(), Pseudonymiser.from_secret("k" * 32), CourseKeys(), 16.0) for _ in range(2)
     ]
     union_batch, ou_batch = [], []
     for n in range(PERSONS):

@@ -43,7 +43,7 @@ def _ambiguous(pipeline: Pipeline, feed: Feed) -> str:
         feed.ou("o-1", student_no="S1", document=("RESIDENT_ID", D2), name="张伟", phone="13800138000", when=day(1)),
     ])
     pipeline.process([feed.union("u-2", member_no="GH2", id_card=None, name="张伟", mobile="13800138000", when=day(2))])
-    with pipeline.engine.connect() as conn:
+    with pipeline.units.engine.connect() as conn:
         [(review_id, candidates)] = conn.execute(select(t.review_items.c.review_id, t.review_items.c.candidates)).all()
     assert sorted(candidates) == sorted([learner_id_for("union", "GH1"), learner_id_for("ou", "S1")])
     return review_id
@@ -89,7 +89,7 @@ def test_a_decision_that_fits_its_review_item_is_applied_once(pipeline: Pipeline
     review_id = _ambiguous(pipeline, feed)
     result = pipeline.process([_decision(review_id)])
     assert not result.dead_letters and result.decisions == 1
-    assert _learner_of(pipeline.engine, "union", "GH2") == _learner_of(pipeline.engine, "union", "GH1")
+    assert _learner_of(pipeline.units.engine, "union", "GH2") == _learner_of(pipeline.units.engine, "union", "GH1")
     again = pipeline.process([_decision(review_id)])
     assert again.duplicates == 1 and not again.dead_letters
 
@@ -105,20 +105,20 @@ def test_a_decision_that_does_not_fit_is_dead_lettered_and_changes_nothing(
     pipeline.process([feed.union("u-3", member_no="GH3", id_card=resident_id(serial="883"), when=day(3))])
     if case == "already decided":
         pipeline.process([_decision(review_id, action="reject", anchor=None, decision_id="d-0")])
-    before = {k: _learner_of(pipeline.engine, *k) for k in [("union", "GH1"), ("union", "GH2"), ("union", "GH3")]}
+    before = {k: _learner_of(pipeline.units.engine, *k) for k in [("union", "GH1"), ("union", "GH2"), ("union", "GH3")]}
     decision = {
         "no such review item": _decision("rv_000000000000000000000000"),
         "another account": _decision(review_id, account=("union", "GH3")),
         "not a candidate": _decision(review_id, anchor=("union", "GH3")),
         "already decided": _decision(review_id),
     }[case]
-    stored = _stored_decisions(pipeline.engine)
+    stored = _stored_decisions(pipeline.units.engine)
     result = pipeline.process([decision])
     [(msg, letter)] = result.dead_letters
     assert msg is decision and letter.reason_code == DECISION_REJECTED
     assert "GH" not in letter.reason and "rv_" not in letter.reason
-    assert result.decisions == 0 and _stored_decisions(pipeline.engine) == stored
-    assert {k: _learner_of(pipeline.engine, *k) for k in before} == before
+    assert result.decisions == 0 and _stored_decisions(pipeline.units.engine) == stored
+    assert {k: _learner_of(pipeline.units.engine, *k) for k in before} == before
 
 
 def test_no_decision_joins_holders_of_different_valid_documents(pipeline: Pipeline, feed: Feed) -> None:
@@ -128,7 +128,7 @@ def test_no_decision_joins_holders_of_different_valid_documents(pipeline: Pipeli
     pipeline.process([_decision(review_id)])
     # GH2 now carries D2 itself: a link to GH1's learner would join D1 and D2. The evidence wins.
     pipeline.process([feed.union("u-4", member_no="GH2", id_card=D2, name="张伟", mobile="13800138000", when=day(5))])
-    assert _learner_of(pipeline.engine, "union", "GH2") != _learner_of(pipeline.engine, "union", "GH1")
+    assert _learner_of(pipeline.units.engine, "union", "GH2") != _learner_of(pipeline.units.engine, "union", "GH1")
 
 
 # -- signatures -----------------------------------------------------------------------------------
@@ -165,15 +165,15 @@ def test_a_decision_no_trusted_key_signed_is_dead_lettered_and_changes_nothing(
     pipeline: Pipeline, feed: Feed, case: str
 ) -> None:
     review_id = _ambiguous(pipeline, feed)
-    before = {k: _learner_of(pipeline.engine, *k) for k in [("union", "GH1"), ("union", "GH2"), ("ou", "S1")]}
+    before = {k: _learner_of(pipeline.units.engine, *k) for k in [("union", "GH1"), ("union", "GH2"), ("ou", "S1")]}
     msg = _forgeries(review_id)[case]
     result = pipeline.process([msg])
     [(dead, letter)] = result.dead_letters
     assert dead is msg and letter.reason_code == DECISION_UNVERIFIED
     assert "operator decision rejected" in letter.reason and "operator-7" not in letter.reason
-    assert result.decisions == 0 and _stored_decisions(pipeline.engine) == 0
-    assert {k: _learner_of(pipeline.engine, *k) for k in before} == before
-    with pipeline.engine.connect() as conn:
+    assert result.decisions == 0 and _stored_decisions(pipeline.units.engine) == 0
+    assert {k: _learner_of(pipeline.units.engine, *k) for k in before} == before
+    with pipeline.units.engine.connect() as conn:
         assert conn.execute(select(t.review_items.c.status)).scalars().all() == ["open"]
     # The genuine decision is still applied afterwards: the forgery consumed nothing.
     assert pipeline.process([_decision(review_id)]).decisions == 1
@@ -183,14 +183,14 @@ def test_a_replayed_decision_changes_nothing(pipeline: Pipeline, feed: Feed) -> 
     review_id = _ambiguous(pipeline, feed)
     genuine = _decision(review_id)
     assert pipeline.process([genuine]).decisions == 1
-    after = _learner_of(pipeline.engine, "union", "GH2")
+    after = _learner_of(pipeline.units.engine, "union", "GH2")
     # The same bytes again (a redelivery or a replay): a duplicate, not an error, and no change.
     again = pipeline.process([Inbound(DECISIONS.name, 1, 99_999, genuine.key, genuine.value)])
     assert again.decisions == 0 and not again.dead_letters and again.duplicates == 1
     # A new, validly signed decision on the item already decided: rejected, as before.
     late = pipeline.process([_decision(review_id, action="reject", anchor=None, decision_id="d-2")])
     assert [letter.reason_code for _m, letter in late.dead_letters] == [DECISION_REJECTED]
-    assert _learner_of(pipeline.engine, "union", "GH2") == after and _stored_decisions(pipeline.engine) == 1
+    assert _learner_of(pipeline.units.engine, "union", "GH2") == after and _stored_decisions(pipeline.units.engine) == 1
 
 
 def test_a_retired_key_verifies_only_what_was_decided_before_its_retirement(engine: Engine, feed: Feed) -> None:
@@ -211,12 +211,12 @@ def test_no_trusted_keys_means_no_decision_is_applied(engine: Engine, feed: Feed
     review_id = _ambiguous(pipeline, feed)
     result = pipeline.process([_decision(review_id)])
     assert [letter.reason_code for _m, letter in result.dead_letters] == [DECISION_UNVERIFIED]
-    assert _stored_decisions(pipeline.engine) == 0
+    assert _stored_decisions(pipeline.units.engine) == 0
 
 
 def test_an_applied_decision_keeps_the_key_that_signed_it(pipeline: Pipeline, feed: Feed) -> None:
     review_id = _ambiguous(pipeline, feed)
     pipeline.process([_decision(review_id)])
-    with pipeline.engine.connect() as conn:
+    with pipeline.units.engine.connect() as conn:
         [key_id] = conn.execute(select(t.decisions.c.key_id)).scalars().all()
     assert key_id == key_id_of(operator_key("operator-7").public_key())

@@ -10,6 +10,7 @@ from bridge.core.courses import CourseKeys
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import learner_id_for
 from bridge.pipeline import Inbound, Pipeline
+from bridge.store.uow import writing
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
 from tests.factories import OU, UNION, encode, ou_event, resident_id, union_event
@@ -19,7 +20,7 @@ DOC = resident_id()
 
 
 def pipeline(engine, key: str, previous: tuple[str, ...] = ()) -> Pipeline:
-    return Pipeline(engine, adapters.parsers(), Pseudonymiser.from_secret(key, previous=previous), CourseKeys(), 16.0)
+    return Pipeline(writing(engine, serializable=True), adapters.parsers(), Pseudonymiser.from_secret(key, previous=previous), CourseKeys(), 16.0)
 
 
 def test_a_rotation_keeps_linking_and_raises_no_conflict(database_url: str) -> None:

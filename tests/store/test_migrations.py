@@ -23,7 +23,8 @@ from bridge.core.events import EventKind, Platform
 from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
 from bridge.store import schema as t
 from bridge.store.learners import published_identity
-from bridge.store.registry import Registry
+from bridge.store.claim import published_values
+from bridge.store.uow import writing
 from topics.catalogue import CREDIT_RECORDS
 from bridge.store.engine import MIGRATIONS, alembic_config, build_engine, current_revision, head_revision, upgrade
 
@@ -109,20 +110,19 @@ def test_records_written_before_published_values_still_publish_and_compare(engin
                                            version=1, retired=False, state=old.model_dump_json(),
                                            status="AWARDED", credits=2.5))
     upgrade(engine)
-    with engine.begin() as conn:
-        registry = Registry(conn)
-        published = registry.published_values([(CREDIT_RECORDS.name, old.record_id)])
+    with writing(engine)() as uow:
+        published = published_values(uow, [(CREDIT_RECORDS.name, old.record_id)])
         assert published[(CREDIT_RECORDS.name, old.record_id)] == old.to_record(1).model_dump_json().encode()
         # The same state again is no change: nothing is queued.
-        assert registry.save_records([old]) == 0
-        assert registry.pending(10) == []
+        assert uow.ledger.save_records([old]) == 0
+        assert uow.outbox.pending(10) == []
 
 
 def test_downgrade_gives_records_written_since_their_state_back(engine: Engine) -> None:
     upgrade(engine)
     new = _record("lrn_new", "e2")
-    with engine.begin() as conn:
-        assert Registry(conn).save_records([new]) == 1
+    with writing(engine)() as uow:
+        assert uow.ledger.save_records([new]) == 1
     command.downgrade(alembic_config(engine), "0001")
     with engine.connect() as conn:
         state = conn.exec_driver_sql("SELECT state FROM credit_records").scalar_one()

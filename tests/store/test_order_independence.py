@@ -31,7 +31,8 @@ from bridge.core.courses import parse_equivalences
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.pipeline import Inbound, Pipeline
 from bridge.store.engine import build_engine
-from bridge.store.registry import Registry
+from bridge.store.claim import published_value
+from bridge.store.uow import writing
 from bridge.store.schema import metadata
 from tests.factories import OU, UNION, VOCATIONAL, encode, ou_event, resident_id, union_event, vocational_event
 from topics import catalogue
@@ -187,7 +188,7 @@ def run(messages, batch_sizes) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         engine = build_engine(f"sqlite:///{Path(tmp) / 'bridge.db'}")
         metadata.create_all(engine)
-        pipeline = Pipeline(engine, adapters.parsers(), KEY, COURSE_KEYS, 16.0)
+        pipeline = Pipeline(writing(engine, serializable=True), adapters.parsers(), KEY, COURSE_KEYS, 16.0)
         topics: dict[str, dict[str, object]] = {catalogue.CREDIT_RECORDS.name: {}, catalogue.LEARNER_IDENTITIES.name: {}}
         position, sizes = 0, iter(batch_sizes)
         read: dict[tuple[str, int, int], bytes] = {}
@@ -205,14 +206,13 @@ def run(messages, batch_sizes) -> dict[str, object]:
                 event = adapters.parsers()[msg.topic](value)
                 dead.add((event.platform, event.event_id, content_digest(msg.topic, value)))
             position += size
-            with engine.begin() as conn:
-                registry = Registry(conn)
-                entries = registry.pending(10_000)
+            with writing(engine)() as uow:
+                entries = uow.outbox.pending(10_000)
                 for entry in entries:
                     if entry.topic in topics:
-                        value = registry.published_value(entry.topic, entry.key)
+                        value = published_value(uow, entry.topic, entry.key)
                         topics[entry.topic][entry.key] = json.loads(value) if value is not None else None
-                registry.done([e.id for e in entries])
+                uow.outbox.done([e.id for e in entries])
         engine.dispose()
     records = {k: v for k, v in topics[catalogue.CREDIT_RECORDS.name].items() if v is not None}
     learners = {

@@ -2,7 +2,7 @@
 
 Each test feeds ``Pipeline.process`` batches of raw platform messages (tests/factories.py) and
 asserts on what the database holds afterwards: the registry's counts, the tables, the outbox and
-the values the outbox would publish (``Registry.published_value``).
+the values the outbox would publish (:func:`bridge.store.claim.published_value`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from bridge.pipeline import BatchResult, Inbound, Pipeline
 from bridge.settings import DEVELOPMENT_DEADLETTER_KEY
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
-from bridge.store.registry import Registry
+from bridge.store.claim import published_value
+from bridge.store.uow import reading, writing
 from tests.factories import BEIJING, OU, UNION, encode, ou_event, resident_id, union_event
 from tests.operators import trusted
 from topics import catalogue
@@ -55,7 +56,7 @@ def day(n: int) -> datetime:
 
 def make_pipeline(engine: Engine, *, parsers=None, course_keys: CourseKeys | None = None) -> Pipeline:
     return Pipeline(
-        engine,
+        writing(engine, serializable=True),
         parsers if parsers is not None else adapters.parsers(),
         KEY,
         course_keys if course_keys is not None else parse_equivalences(EQUIVALENCES),
@@ -96,8 +97,8 @@ def feed() -> Feed:
 
 
 def counts(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as conn:
-        return Registry(conn).counts()
+    with reading(engine)() as uow:
+        return uow.totals.counts()
 
 
 def rows(engine: Engine, table) -> list[Any]:
@@ -123,24 +124,22 @@ def outbox(engine: Engine) -> list[tuple[int, str, str]]:
 
 
 def published(engine: Engine, topic: str, key: str) -> dict | None:
-    with engine.connect() as conn:
-        value = Registry(conn).published_value(topic, key)
+    with reading(engine)() as uow:
+        value = published_value(uow, topic, key)
     return None if value is None else json.loads(value)
 
 
 def live_records(engine: Engine) -> dict[str, dict]:
-    with engine.connect() as conn:
-        registry = Registry(conn)
-        ids = conn.execute(select(t.credit_records.c.record_id)).scalars().all()
-        values = {rid: registry.published_value(RECORDS, rid) for rid in ids}
+    with reading(engine)() as uow:
+        ids = uow.conn.execute(select(t.credit_records.c.record_id)).scalars().all()
+        values = {rid: published_value(uow, RECORDS, rid) for rid in ids}
     return {rid: json.loads(v) for rid, v in values.items() if v is not None}
 
 
 def identities(engine: Engine) -> dict[str, dict]:
-    with engine.connect() as conn:
-        registry = Registry(conn)
-        ids = conn.execute(select(t.learners.c.learner_id)).scalars().all()
-        return {lid: json.loads(registry.published_value(IDENTITIES, lid)) for lid in ids}
+    with reading(engine)() as uow:
+        ids = uow.conn.execute(select(t.learners.c.learner_id)).scalars().all()
+        return {lid: json.loads(published_value(uow, IDENTITIES, lid)) for lid in ids}
 
 
 def live_identities(engine: Engine) -> dict[str, dict]:
@@ -201,7 +200,7 @@ def test_different_resident_ids_stay_different_learners(pipeline: Pipeline, feed
         feed.ou("o-1", student_no="S1", document=("RESIDENT_ID", resident_id(serial="011")), name="韩梅梅",
                 phone="13900000002"),
     ])
-    c = counts(pipeline.engine)
+    c = counts(pipeline.units.engine)
     assert (c["learners"], c["cross_platform_learners"]) == (2, 0), c
 
 
@@ -213,7 +212,7 @@ def test_an_invalid_resident_id_links_nothing_and_is_counted(pipeline: Pipeline,
         feed.union("u-1", member_no="GH1", id_card=bad, name="韩梅梅", mobile="13900000002"),
     ])
     assert result.data_quality == Counter({"bad_checksum": 1})
-    c = counts(pipeline.engine)
+    c = counts(pipeline.units.engine)
     assert c["events"] == {"union": 1, "ou": 1}  # the event itself is still processed
     assert (c["learners"], c["cross_platform_learners"]) == (2, 0)
     assert c["data_quality"] == {"bad_checksum": 1}
@@ -223,32 +222,32 @@ def test_docless_account_links_by_name_and_mobile(pipeline: Pipeline, feed: Feed
     pipeline.process([feed.ou("o-1", student_no="S1", document=("RESIDENT_ID", resident_id()))])
     result = pipeline.process([feed.union("u-1", member_no="GH1", name="张　伟", mobile="+86 138-0013-8000")])
     assert result.identity == Counter({"name_mobile": 1})
-    [identity] = identities(pipeline.engine).values()
+    [identity] = identities(pipeline.units.engine).values()
     assert {link["account"]: link["method"] for link in identity["links"]} == {"S1": "account", "GH1": "name_mobile"}
 
 
 def test_a_conflicting_document_is_reviewed_never_merged(pipeline: Pipeline, feed: Feed) -> None:
     first, second = resident_id(serial="002"), resident_id(serial="011")
     pipeline.process([feed.union("u-1", member_no="GH1", id_card=first, when=day(0))])
-    before = identities(pipeline.engine)
+    before = identities(pipeline.units.engine)
     result = pipeline.process([feed.union("u-2", member_no="GH1", id_card=second, when=day(3))])
     assert result.reviews == 1
     assert "merge" not in result.identity
-    c = counts(pipeline.engine)
+    c = counts(pipeline.units.engine)
     assert (c["learners"], c["merged_learners"], c["open_reviews"]) == (1, 0, 1)
     # The account stays where it was; only the version moved (one more event in its component).
-    assert {k: {**v, "version": 0} for k, v in identities(pipeline.engine).items()} == {
+    assert {k: {**v, "version": 0} for k, v in identities(pipeline.units.engine).items()} == {
         k: {**v, "version": 0} for k, v in before.items()
     }
-    [review_key] = [key for _, topic, key in outbox(pipeline.engine) if topic == REVIEWS]
-    review = published(pipeline.engine, REVIEWS, review_key)
+    [review_key] = [key for _, topic, key in outbox(pipeline.units.engine) if topic == REVIEWS]
+    review = published(pipeline.units.engine, REVIEWS, review_key)
     assert review["kind"] == "conflicting_document"
     assert review["account"] == {"platform": "union", "account": "GH1"}
     assert review["candidates"] == [learner_id_for("union", "GH1")]
     # The same contradiction again asks the same question once.
     again = pipeline.process([feed.union("u-3", member_no="GH1", id_card=second, when=day(4))])
     assert again.reviews == 0
-    assert counts(pipeline.engine)["open_reviews"] == 1
+    assert counts(pipeline.units.engine)["open_reviews"] == 1
 
 
 # -- idempotence and versions -------------------------------------------------------------------
@@ -271,8 +270,8 @@ def test_processing_the_same_batch_twice_changes_nothing(pipeline: Pipeline, fee
     first = pipeline.process(batch)
     assert processed_total(first) == 5
     assert first.duplicates == 0
-    before = snapshot(pipeline.engine)
-    records = rows(pipeline.engine, t.credit_records)
+    before = snapshot(pipeline.units.engine)
+    records = rows(pipeline.units.engine, t.credit_records)
     # A record's version is the number of events behind it.
     assert records and all(r.version == len(json.loads(r.value)["sources"]) for r in records)
 
@@ -280,18 +279,18 @@ def test_processing_the_same_batch_twice_changes_nothing(pipeline: Pipeline, fee
     assert second.duplicates == 5
     assert processed_total(second) == 0
     assert (second.records_changed, second.identities_changed, second.reviews) == (0, 0, 0)
-    assert snapshot(pipeline.engine) == before  # no new outbox rows, no version moved, nothing at all
+    assert snapshot(pipeline.units.engine) == before  # no new outbox rows, no version moved, nothing at all
     # The bad message is bad again: it is dead-lettered each time it is delivered.
     assert [(m, d.reason_code) for m, d in second.dead_letters] == [(batch[-1], "not_json")]
 
 
 def test_redelivery_with_new_coordinates_is_still_a_duplicate(pipeline: Pipeline, feed: Feed) -> None:
     pipeline.process([feed.union("u-1", member_no="GH1")])
-    before = snapshot(pipeline.engine)
+    before = snapshot(pipeline.units.engine)
     # The same event id re-published (a producer retry) lands at a new offset.
     result = pipeline.process([feed.union("u-1", member_no="GH1")])
     assert result.duplicates == 1
-    assert snapshot(pipeline.engine) == before
+    assert snapshot(pipeline.units.engine) == before
 
 
 def test_the_same_event_twice_in_one_batch_counts_one_duplicate(pipeline: Pipeline, feed: Feed) -> None:
@@ -299,8 +298,8 @@ def test_the_same_event_twice_in_one_batch_counts_one_duplicate(pipeline: Pipeli
     result = pipeline.process([enrol, feed.union("u-2", member_no="GH1", course="ACFTU-XX-0001"), enrol])
     assert result.duplicates == 1
     assert result.processed == Counter({("union", "enrolled"): 2})
-    assert counts(pipeline.engine)["events"] == {"union": 2}
-    [record] = [r for r in live_records(pipeline.engine).values() if r["course_key"] == "digital-skills"]
+    assert counts(pipeline.units.engine)["events"] == {"union": 2}
+    [record] = [r for r in live_records(pipeline.units.engine).values() if r["course_key"] == "digital-skills"]
     assert record["sources"] == [{"platform": "union", "account": "GH1", "event_id": "u-1"}]
     assert record["version"] == 1
 
@@ -309,7 +308,7 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
     """A record's version counts the events behind it, an identity's the events (and decisions)
     of its evidence component: each new event is one change, a redelivery none, and the same
     events give the same versions whatever order or batches they arrive in."""
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     learner = learner_id_for("union", "GH1")
     record_id = record_id_for(learner, "digital-skills")
     other_id = record_id_for(learner, "union:ACFTU-XX-0001")
@@ -355,11 +354,11 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
 
 def test_the_outbox_names_each_change_once(pipeline: Pipeline, feed: Feed) -> None:
     result = pipeline.process(_mixed_batch(feed))
-    entries = outbox(pipeline.engine)
+    entries = outbox(pipeline.units.engine)
     keys = Counter((topic, key) for _, topic, key in entries)
     assert all(n == 1 for n in keys.values())
-    assert sum(1 for topic, _ in keys if topic == RECORDS) == result.records_changed == len(rows(pipeline.engine, t.credit_records))
-    assert sum(1 for topic, _ in keys if topic == IDENTITIES) == result.identities_changed == counts(pipeline.engine)["learners"]
+    assert sum(1 for topic, _ in keys if topic == RECORDS) == result.records_changed == len(rows(pipeline.units.engine, t.credit_records))
+    assert sum(1 for topic, _ in keys if topic == IDENTITIES) == result.identities_changed == counts(pipeline.units.engine)["learners"]
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -397,14 +396,14 @@ def test_bad_input_is_dead_lettered_with_coordinates_and_nothing_is_stored(pipel
     assert {d.reason_code for _, d in result.dead_letters[-2:]} == {"empty_message", "unknown_topic"}
     assert "courseCode" in result.dead_letters[2][1].reason
 
-    assert all(not table_rows for table_rows in snapshot(pipeline.engine).values())
+    assert all(not table_rows for table_rows in snapshot(pipeline.units.engine).values())
 
 
 def test_bad_input_does_not_hold_back_the_rest_of_the_batch(pipeline: Pipeline, feed: Feed) -> None:
     result = pipeline.process([feed.raw(UNION, b"\xff"), feed.union("u-1", member_no="GH1"), feed.raw(OU, b"{}")])
     assert processed_total(result) == 1
     assert [m.offset for m, _ in result.dead_letters] == [0, 0]
-    assert counts(pipeline.engine)["events"] == {"union": 1}
+    assert counts(pipeline.units.engine)["events"] == {"union": 1}
 
 
 # -- a failure inside the core for one event ----------------------------------------------------
@@ -525,18 +524,17 @@ def test_no_table_holds_a_raw_resident_id_name_or_phone(pipeline: Pipeline, feed
     ]
     result = pipeline.process(batch)
     assert processed_total(result) == len(batch)
-    assert counts(pipeline.engine)["cross_platform_learners"] >= 1  # evidence was used, not dropped
+    assert counts(pipeline.units.engine)["cross_platform_learners"] >= 1  # evidence was used, not dropped
 
     found = []
-    with pipeline.engine.connect() as conn:
+    with pipeline.units.reader()() as uow:
         for table in t.metadata.sorted_tables:
-            for row in conn.execute(select(table)):
+            for row in uow.conn.execute(select(table)):
                 for column, value in zip(table.columns, row):
                     cell = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
                     found += [(table.name, column.name, p) for p in PERSONAL if p.casefold() in cell.casefold()]
-        registry = Registry(conn)
-        for topic, key in conn.execute(select(t.outbox.c.topic, t.outbox.c.key)).all():
-            value = (registry.published_value(topic, key) or b"").decode()
+        for topic, key in uow.conn.execute(select(t.outbox.c.topic, t.outbox.c.key)).all():
+            value = (published_value(uow, topic, key) or b"").decode()
             found += [(topic, key, p) for p in PERSONAL if p.casefold() in value.casefold()]
     assert found == []
 
@@ -592,7 +590,7 @@ def _merge_events(feed: Feed) -> MergeEvents:
 
 
 def test_new_evidence_merges_the_account_learner_into_the_document_holder(pipeline: Pipeline, feed: Feed) -> None:
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     ev = _merge_events(feed)
     pipeline.process([ev.a1, ev.b1])
     assert counts(engine)["learners"] == 2
@@ -646,13 +644,13 @@ def test_a_merged_account_is_linked_by_the_document_that_merged_it(pipeline: Pip
     ev = _merge_events(feed)
     pipeline.process([ev.a1, ev.b1])
     pipeline.process([ev.a2])
-    links = {link["account"]: link for link in published(pipeline.engine, IDENTITIES, B_LEARNER)["links"]}
+    links = {link["account"]: link for link in published(pipeline.units.engine, IDENTITIES, B_LEARNER)["links"]}
     assert links["GH-A"]["method"] == "resident_id"
     assert links["GH-A"]["event_id"] == "u-a2"
 
 
 def test_the_document_holder_survives_whatever_its_account_number(pipeline: Pipeline, feed: Feed) -> None:
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     holder, newcomer = learner_id_for("union", "GH-B"), learner_id_for("ou", "S-A")
     pipeline.process([
         feed.ou("o-a1", student_no="S-A", name=None, phone=None, when=day(0)),

@@ -19,7 +19,7 @@ from bridge.tools import simulate
 from bridge.bootstrap import build_runtime
 from bridge.pipeline import Inbound
 from bridge.settings import Settings
-from bridge.store.outbox import OutboxClaim
+from bridge.store.claim import OutboxClaim
 
 #: Tables that grow with the registry and the stream; the outbox is drained and stays small.
 GROWING = {"learners", "accounts", "evidence", "credit_facts", "credit_records", "review_items", "data_quality",
@@ -43,7 +43,7 @@ def statements(tmp_path):
     # Twice: the second pass meets known accounts, records to update and redeliveries.
     for half in (batch[:300], batch[300:]):
         runtime.pipeline.process(half)
-        claim = OutboxClaim.open(runtime.engine, 1000)
+        claim = OutboxClaim.open(runtime.units, 1000)
         claim.commit()
     event.remove(runtime.engine, "before_cursor_execute", _record)
     yield runtime.engine, seen

@@ -94,18 +94,18 @@ def _lost(msg: Inbound, result) -> list:
 def test_a_redelivery_is_a_no_op(pipeline: Pipeline, feed: Feed) -> None:
     first = feed.union("u-1", "COURSE_COMPLETE", member_no=GH1, id_card=RID, when=day(1), passed=True, score=70)
     pipeline.process([first])
-    before = snapshot(pipeline.engine)
+    before = snapshot(pipeline.units.engine)
     again = Inbound(first.topic, 0, 99, first.key, first.value)  # the same bytes, read again elsewhere
     result = pipeline.process([again, first])
     assert (result.duplicates, result.dead_letters, sum(result.processed.values())) == (2, [], 0)
-    assert snapshot(pipeline.engine) == before
+    assert snapshot(pipeline.units.engine) == before
 
 
 def test_re_formatted_json_of_the_same_content_is_a_duplicate(pipeline: Pipeline, feed: Feed) -> None:
     event = union_event("u-1", "COURSE_COMPLETE", member_no=GH1, id_card=RID, name="张　伟", mobile="138 0013 8000",
                         when=day(1), passed=True, score=70)
     pipeline.process([feed.raw(UNION, encode(event), GH1.encode())])
-    before = snapshot(pipeline.engine)
+    before = snapshot(pipeline.units.engine)
     # Other key order, whitespace and escapes; identity fields that normalise to the same values
     # (width variants, a lower-case x, another mobile format); a field the bridge does not use.
     same = json.loads(json.dumps(event))
@@ -114,7 +114,7 @@ def test_re_formatted_json_of_the_same_content_is_a_duplicate(pipeline: Pipeline
     reordered = json.dumps(dict(reversed(list(same.items()))), ensure_ascii=True, indent=2).encode()
     result = pipeline.process([feed.raw(UNION, reordered, GH1.encode())])
     assert (result.duplicates, result.dead_letters) == (1, [])
-    assert snapshot(pipeline.engine) == before
+    assert snapshot(pipeline.units.engine) == before
 
 
 # -- other content, arriving second or first ----------------------------------------------------
@@ -131,7 +131,7 @@ def _two_contents(feed: Feed) -> tuple[Inbound, Inbound]:
 def test_other_content_arriving_second_is_dead_lettered_and_changes_only_versions(
     pipeline: Pipeline, feed: Feed
 ) -> None:
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     kept, other = _two_contents(feed)
     learner = learner_id_for("union", GH1)
     record_id = record_id_for(learner, "digital-skills")
@@ -163,7 +163,7 @@ def test_other_content_arriving_second_is_dead_lettered_and_changes_only_version
 
 
 def test_the_winner_arriving_second_replaces_the_loser(pipeline: Pipeline, feed: Feed, tmp_path: Path) -> None:
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     kept, other = _two_contents(feed)
     learner = learner_id_for("union", GH1)
     record_id = record_id_for(learner, "digital-skills")
@@ -184,7 +184,7 @@ def test_the_winner_arriving_second_replaces_the_loser(pipeline: Pipeline, feed:
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process([kept])
     reference.process([other])
-    assert _registry_state(engine) == _registry_state(reference.engine)
+    assert _registry_state(engine) == _registry_state(reference.units.engine)
 
 
 def test_a_winner_on_another_account_retracts_the_losers_evidence_and_account(
@@ -194,7 +194,7 @@ def test_a_winner_on_another_account_retracts_the_losers_evidence_and_account(
     learner, GH9's). The winner names GH1 (a smaller account number at the same time): GH9 vanishes
     with its evidence, its learner is no longer live, its record is retired, and S9 is re-resolved
     into a learner of its own, exactly as if the loser had never been processed."""
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     when = day(1)
     loser = feed.union("u-1", "COURSE_COMPLETE", member_no=GH9, id_card=RID, name="李雷", mobile="13900000009",
                        when=when, passed=True, score=80)
@@ -228,7 +228,7 @@ def test_a_winner_on_another_account_retracts_the_losers_evidence_and_account(
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process([winner])
     reference.process([loser, s9])
-    assert _registry_state(engine) == _registry_state(reference.engine)
+    assert _registry_state(engine) == _registry_state(reference.units.engine)
 
 
 def test_a_learner_that_shrinks_keeps_a_rising_identity_version(pipeline: Pipeline, feed: Feed, tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_a_learner_that_shrinks_keeps_a_rising_identity_version(pipeline: Pipeli
     shrinks to S9's own events. Everything ends as in the other order except that identity's
     version: it was published with the loser's event counted, and a version never falls, so it
     stays above the version the other order gives (which never counted the loser)."""
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     s9 = feed.ou("o-9", "course.completed", student_no="S9", document=("RESIDENT_ID", RID), when=day(0), score=75)
     loser = feed.union("u-1", member_no=GH9, id_card=RID, name=None, mobile=None, when=day(1))
     winner = feed.union("u-1", member_no=GH1, name=None, mobile=None, when=day(1))
@@ -253,12 +253,12 @@ def test_a_learner_that_shrinks_keeps_a_rising_identity_version(pipeline: Pipeli
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process([winner])
     reference.process([s9, loser])
-    assert _registry_state(engine, identity_versions=False) == _registry_state(reference.engine, identity_versions=False)
-    assert live_identities(reference.engine)[learner]["version"] == 1
+    assert _registry_state(engine, identity_versions=False) == _registry_state(reference.units.engine, identity_versions=False)
+    assert live_identities(reference.units.engine)[learner]["version"] == 1
 
 
 def test_retracted_name_mobile_evidence_counts_one_holder_less(pipeline: Pipeline, feed: Feed, tmp_path: Path) -> None:
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     loser = feed.union("u-1", member_no=GH9, name="李雷", mobile="13900000009", when=day(1))
     winner = feed.union("u-1", member_no=GH1, name=None, mobile=None, when=day(1))
     pipeline.process([loser])
@@ -271,7 +271,7 @@ def test_retracted_name_mobile_evidence_counts_one_holder_less(pipeline: Pipelin
         assert conn.execute(select(t.evidence)).all() == []
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process([winner, loser])
-    assert _registry_state(engine) == _registry_state(reference.engine)
+    assert _registry_state(engine) == _registry_state(reference.units.engine)
 
 
 @pytest.mark.parametrize("order", list(permutations(range(3))))
@@ -291,7 +291,7 @@ def test_three_contents_of_one_event_id_end_alike_in_any_order(engine: Engine, t
     assert published(engine, IDENTITIES, learner_id_for("ou", "S1"))["version"] == 3
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process(contents)  # all three in one batch
-    assert _registry_state(engine) == _registry_state(reference.engine)
+    assert _registry_state(engine) == _registry_state(reference.units.engine)
 
 
 def _stored_digest(contents: list[Inbound], msg: Inbound) -> str:
@@ -305,7 +305,7 @@ def test_other_content_in_one_batch_keeps_the_first_in_the_order(pipeline: Pipel
     result = pipeline.process([other, kept, other])
     assert [(m.offset, d.reason_code) for m, d in result.dead_letters] == [(other.offset, "duplicate_event_id")]
     assert result.duplicates == 1
-    [record] = live_records(pipeline.engine).values()
+    [record] = live_records(pipeline.units.engine).values()
     assert (record["score"], record["version"]) == (60, 2)
 
 
@@ -342,7 +342,7 @@ def test_contents_are_compared_under_the_stored_key_during_a_rotation(engine: En
 
 
 def test_a_fact_from_before_content_digests_keeps_its_event_id(pipeline: Pipeline, feed: Feed) -> None:
-    engine = pipeline.engine
+    engine = pipeline.units.engine
     kept, other = _two_contents(feed)
     pipeline.process([other])  # stored first; made a pre-0003 fact below (no digest, no evidence)
     with engine.begin() as conn:

@@ -25,7 +25,8 @@ from bridge.core.pseudonym import Pseudonymiser
 from bridge.pipeline import Inbound, Pipeline
 from bridge.store import schema as t
 from bridge.store.engine import build_engine, upgrade
-from bridge.store.registry import Registry
+from bridge.store.claim import published_value
+from bridge.store.uow import reading, writing
 from tests.factories import UNION, encode, resident_id, union_event
 from topics import catalogue
 
@@ -35,7 +36,7 @@ BOUND = 10
 
 
 def _pipeline(engine: Engine, bound: int = BOUND) -> Pipeline:
-    return Pipeline(engine, adapters.parsers(), KEY, CourseKeys(), 16.0, max_shared_evidence=bound)
+    return Pipeline(writing(engine, serializable=True), adapters.parsers(), KEY, CourseKeys(), 16.0, max_shared_evidence=bound)
 
 
 def _member(n: int, *, event: int = 0, id_card: str | None = None, course: str = "C-1") -> Inbound:
@@ -114,8 +115,8 @@ def _statements(engine: Engine, pipeline: Pipeline, message: Inbound) -> int:
 def test_an_event_of_a_crowd_member_costs_what_any_event_costs(engine: Engine) -> None:
     pipeline = _pipeline(engine)
     pipeline.process([_member(n) for n in range(60)])
-    with engine.connect() as conn:
-        assert len(Registry(conn).group([AccountKey("union", "GH00007")], BOUND).keys) == 1
+    with reading(engine)() as uow:
+        assert len(uow.identity.group([AccountKey("union", "GH00007")], BOUND).keys) == 1
     alone = Inbound(UNION, 1, 0, b"X1", encode(union_event("x-1", member_no="X1", name="李娜", mobile="13900000000")))
     baseline = _statements(engine, pipeline, alone)
     baseline_next = _statements(engine, pipeline, Inbound(UNION, 1, 1, b"X1", encode(
@@ -148,14 +149,13 @@ def _run(messages: list[tuple[int, int, str | None, str]], batch_sizes: list[int
             size = next(sizes, len(inbound))
             pipeline.process(inbound[position : position + size])
             position += size
-            with engine.begin() as conn:
-                registry = Registry(conn)
-                entries = registry.pending(10_000)
+            with writing(engine)() as uow:
+                entries = uow.outbox.pending(10_000)
                 for entry in entries:
                     if entry.topic in topics:
-                        value = registry.published_value(entry.topic, entry.key)
+                        value = published_value(uow, entry.topic, entry.key)
                         topics[entry.topic][entry.key] = json.loads(value) if value is not None else None
-                registry.done([e.id for e in entries])
+                uow.outbox.done([e.id for e in entries])
             assert max(_learner_sizes(engine)) <= SMALL_BOUND or _has_documents(engine)
         engine.dispose()
     records = {k: v for k, v in topics[catalogue.CREDIT_RECORDS.name].items() if v is not None}

@@ -20,7 +20,7 @@ import pytest
 from kafka import errors as kafka_errors
 
 from bridge import cli
-from bridge.tools.admin import BrokerUnavailable, CredentialsRefused
+from bridge.tools.connection import BrokerUnavailable, CredentialsRefused
 from bridge.commands import subscriber
 from bridge.errors import (
     EXIT_BROKEN_PIPE,
@@ -279,9 +279,9 @@ def test_an_unreachable_database_is_one_line_without_its_password(clean_env, cap
 
 def test_the_worker_with_an_unreachable_database_is_one_line(clean_env, capsys, monkeypatch) -> None:
     # The broker check passes (it is not what is tested); the database then does not answer.
-    import bridge.tools.admin
+    import bridge.tools.connection
 
-    monkeypatch.setattr(bridge.tools.admin, "check_broker", lambda settings, **_: None)
+    monkeypatch.setattr(bridge.tools.connection, "check_broker", lambda settings, **_: None)
     clean_env.setenv("BRIDGE_BROKER_URL", f"kafka://127.0.0.1:{_unused_port()}")
     clean_env.setenv("BRIDGE_DATABASE_URL", f"postgresql://bridge:{SECRET}@127.0.0.1:{_unused_port()}/bridge")
     code, _out, err = _run(["worker"], capsys)
