@@ -158,9 +158,9 @@ def test_broker_frozen_longer_than_the_session_timeout(make_bridge, reference) -
     send_all(bridge)
     worker = bridge.start_worker(BRIDGE_BATCH_SIZE="50")
     wait_for_progress(bridge, COUNT // 4)
-    bridge.tools.broker.pause()
+    bridge.broker.pause()
     time.sleep(10)  # the dev session timeout is 6 s
-    bridge.tools.broker.resume()
+    bridge.broker.resume()
     bridge.settle(worker)
     assert worker.process.poll() is None, "the worker died instead of recovering"
     assert final_state(bridge) == reference

@@ -147,7 +147,7 @@ def test_a_worker_with_a_wrong_password_stops_saying_why(sasl_broker: SaslBroker
             assert bridge_cli(["db", "upgrade"]) == 0
         env = bridge.env(BRIDGE_KAFKA_SASL_PASSWORD=WRONG)
     finally:
-        bridge.tools.broker = _Kept()  # the broker is the fixture's to stop
+        bridge.broker = _Kept()  # the broker is the fixture's to stop
         bridge.close()
     code, log = refused_worker(env, tmp_path / "refused.log")
     assert code == EXIT_CONFIG, log[-2000:]
