@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/bridge demo
 
-## README command 2: the whole suite, on SQLite and on PostgreSQL (started by .ci/postgres.sh).
+## README command 2: the whole suite, on SQLite and on PostgreSQL (started by .ci/postgres.sh),
+## with the console's browser tests on Debian's chromium (installed by .ci/chromium.sh).
 test: $(STAMP) typecheck
 	@url="$${TEST_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}"; \
+	bash .ci/chromium.sh >/dev/null || true; \
 	TEST_POSTGRES_URL="$$url" $(PY) -m pytest
 
 ## The type checker, strict on the rules and the adapters (configured in pyproject.toml).

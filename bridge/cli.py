@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.commands.recovery",
     "bridge.commands.deadletters",
     "bridge.commands.backfill",
+    "bridge.console.command",
 )
 
 
@@ -183,6 +184,9 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "deadletters list": _KAFKA,
     "deadletters show": (*_KAFKA, "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),
     "deadletters replay": (*_KAFKA, "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),
+    "console": ("BRIDGE_PROFILE", "BRIDGE_DATABASE_URL", *_KAFKA, "BRIDGE_OPERATOR_KEYS", "BRIDGE_CONSOLE_*",
+                "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_KEY_ID", "BRIDGE_DEADLETTER_PREVIOUS_KEYS"),
+    "console adduser": ("BRIDGE_CONSOLE_OPERATORS",),
 }
 #: Said instead of a list by commands that read no setting.
 _NO_SETTINGS = {

@@ -157,6 +157,50 @@ class Settings(BaseSettings):
         default=None,
         description="The operator's private key file, with which `bridge review link|reject` signs.",
     )
+    console_port: int = Field(default=8080, ge=0, le=65535, description="Port of the operators' console (`bridge console`).")
+    console_host: str = Field(
+        default="127.0.0.1", description="Interface the console binds to (`0.0.0.0` in a container)."
+    )
+    console_operators: Path | None = Field(
+        default=None,
+        description="The console's operators file: one `OPERATOR ROLE PASSWORD-HASH` per line, role `viewer` or "
+        "`reviewer`, the hash made by `bridge console adduser` (`-` for an operator who signs in only through "
+        "OpenID Connect). Unset: nobody can sign in.",
+    )
+    console_signing_keys: Path | None = Field(
+        default=None,
+        description="Directory of the reviewers' signing keys (`OPERATOR.pem`, made by `bridge review keygen`): the "
+        "console signs each decision with the key of the operator who took it. Unset: the console only reads.",
+    )
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs the console's session cookies; every replica needs the same one. Unset: a "
+        "random one per start (sessions end when the console restarts); the production profile requires it.",
+    )
+    console_session_s: float = Field(
+        default=8 * 3600.0, gt=0, description="How long a console session lasts after sign-in (default: a working day)."
+    )
+    console_secure_cookies: bool | None = Field(
+        default=None,
+        description="Send the session cookie over HTTPS only. Default: on in the production profile, off in `dev`.",
+    )
+    console_oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL operators sign in with (its `/.well-known/openid-configuration` is "
+        "read); the operator must also be in the operators file, which gives the role.",
+    )
+    console_oidc_client_id: str | None = Field(default=None, description="The console's client id at the OpenID provider.")
+    console_oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The console's client secret at the OpenID provider."
+    )
+    console_oidc_username_claim: str = Field(
+        default="preferred_username", description="The ID-token claim that holds the operator id."
+    )
+    console_workers: str = Field(
+        default="",
+        description="Comma-separated base URLs of the workers' web endpoints (`http://worker-0:6066`), whose "
+        "`/readyz` and `/metrics` the console's health page shows.",
+    )
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

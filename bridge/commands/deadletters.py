@@ -15,7 +15,7 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -122,7 +122,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     filtered = any((args.reason_code, args.topic, args.since, args.until, args.coordinates))
     if not (filtered or args.all):
         raise BridgeError("select what to replay: --reason-code, --topic, --since/--until, coordinates, or --all")
-    settings = broker_settings("the Kafka bootstrap of bridge.deadletter.v1")
+    return replay(broker_settings("the Kafka bootstrap of bridge.deadletter.v1"), args)
+
+
+def replay(settings: Settings, args: argparse.Namespace, report: Callable[[str], object] = print) -> int:
+    """``replay`` on ``settings``'s broker, each line of its report given to ``report`` (the
+    console shares it): 1 when some could not be re-sent, else 0."""
     wanted = set(args.coordinates)
     chosen = [x for x in select(read_letters(settings), args) if not wanted or _coords_of(x) in wanted]
     chosen.sort(key=_coords_of)  # source order: a key's events go back in the order they came
@@ -138,7 +143,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         same = (letter.topic, letter.payload_sha256) if letter.payload_sha256 else _coords_of(item)
         if same in seen:
             skipped += 1
-            print(f"skipped {item.where}: the same bytes are already selected")
+            report(f"skipped {item.where}: the same bytes are already selected")
             continue
         seen.add(same)
         if letter.topic not in REPLAYABLE:
@@ -149,14 +154,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except BridgeError as exc:
             failed.append(f"{item.where}: {exc}")
     if not args.dry_run and sendable:
-        _send(settings, sendable)
+        _send(settings, sendable, report)
     else:
         for item, _ in sendable:
-            print(f"{verb} {item.where}")
-    print(f"{verb} {len(sendable)} of {len(chosen)} selected dead letters; could not re-send {len(failed)}"
-          + (f"; skipped {skipped} carrying the same bytes as another" if skipped else ""))
+            report(f"{verb} {item.where}")
+    report(f"{verb} {len(sendable)} of {len(chosen)} selected dead letters; could not re-send {len(failed)}"
+           + (f"; skipped {skipped} carrying the same bytes as another" if skipped else ""))
     for line in failed:
-        print(f"  not re-sent {line}")
+        report(f"  not re-sent {line}")
     return 1 if failed else 0
 
 
@@ -257,7 +262,7 @@ def format_payload(value: bytes) -> str:
 # -- shared -------------------------------------------------------------------------------------
 
 
-def _send(settings: Settings, items: list[tuple[Letter, bytes]]) -> None:
+def _send(settings: Settings, items: list[tuple[Letter, bytes]], report: Callable[[str], object] = print) -> None:
     # A broker failure ends the command (exit 2) with what was sent so far printed: running the
     # same replay again is safe.
     prod = producer(settings)
@@ -266,7 +271,7 @@ def _send(settings: Settings, items: list[tuple[Letter, bytes]]) -> None:
         prod.flush()
         for item, future in futures:
             meta = future.get(timeout=30)
-            print(f"re-sent {item.where} as {meta.topic}:{meta.partition}:{meta.offset}")
+            report(f"re-sent {item.where} as {meta.topic}:{meta.partition}:{meta.offset}")
     finally:
         prod.close()
 

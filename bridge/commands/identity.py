@@ -14,26 +14,21 @@ import argparse
 import json
 import os
 import time
-import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from bridge.core.decisions import DecisionAction, OperatorDecision
+from bridge.core.decisions import DecisionAction
 from bridge.core.identity import NAME_MOBILE, AccountKey
-from bridge.core.records import AccountRef
 from bridge.core.signing import (
     OPERATOR_ID,
-    TrustedKeys,
     generate_private_key,
     key_id_of,
-    load_private_key,
     private_key_pem,
     public_text,
 )
-from bridge.errors import BridgeError, ConfigurationError
+from bridge.commands.decide import DecisionRequest, decision_producer, prepare, publish, review_of, signing_key
+from bridge.errors import BridgeError
 from bridge.settings import Settings
 from bridge.store.base import as_utc
 from bridge.store.engine import require_existing
@@ -98,10 +93,7 @@ def _fmt(at: datetime | None) -> str:
 
 
 def _review(uow: UnitOfWork, review_id: str) -> StoredReview:
-    review = uow.reviews.review(review_id)
-    if review is None:
-        raise BridgeError(f"no review item {review_id}; `bridge review list` shows the open ones")
-    return review
+    return review_of(uow, review_id)
 
 
 def cmd_review_list(args: argparse.Namespace) -> int:
@@ -162,52 +154,6 @@ def _print_accounts(uow: UnitOfWork, keys: list[AccountKey], indent: str) -> Non
         )
 
 
-def _publish(settings: Settings, decision: OperatorDecision) -> None:
-    from kafka import errors as kafka_errors
-
-    from bridge.tools.connection import kafka_failure
-    from bridge.tools.topicio import SEND_TIMEOUT_S, producer
-
-    if not settings.broker_url:
-        raise ConfigurationError("set BRIDGE_BROKER_URL: decisions are published for the workers to apply")
-    started = time.monotonic()
-    try:
-        prod = producer(settings)
-        try:
-            future = prod.send(DECISIONS.name, key=decision.review_id.encode(), value=decision.model_dump_json().encode())
-            prod.flush(timeout=SEND_TIMEOUT_S)
-            future.get(timeout=SEND_TIMEOUT_S)
-        finally:
-            prod.close(timeout=5)
-    except kafka_errors.KafkaError as exc:
-        # Any failure means the decision was not recorded: say so, and why (the broker, its credentials).
-        failure = kafka_failure(exc, started)
-        failure.args = (f"the decision was not published: {failure}; then try again",)
-        raise failure from None
-
-
-def _signing_key(settings: Settings, operator: str) -> Ed25519PrivateKey:
-    """The operator's signing key, checked against the workers' trust file when it is at hand."""
-    if settings.operator_signing_key is None:
-        raise ConfigurationError(
-            "set BRIDGE_OPERATOR_SIGNING_KEY to your signing key file: the workers apply only signed "
-            "decisions (make a key with `bridge review keygen`, see docs/operations.md, operator keys)"
-        )
-    private = load_private_key(settings.operator_signing_key)
-    if settings.operator_keys is not None:
-        trusted = TrustedKeys.load(settings.operator_keys).get(key_id_of(private.public_key()))
-        if trusted is None:
-            raise ConfigurationError(
-                "your signing key is not in BRIDGE_OPERATOR_KEYS: the workers would dead-letter the decision; "
-                "ask for its public key to be added (`bridge review keygen` printed the line)"
-            )
-        if trusted.operator != operator:
-            raise ConfigurationError(
-                f"your signing key is trusted for operator {trusted.operator}, not {operator}: use --by {trusted.operator}"
-            )
-    return private
-
-
 def cmd_review_keygen(args: argparse.Namespace) -> int:
     if not OPERATOR_ID.fullmatch(args.operator):
         raise BridgeError("--operator: letters, digits and . _ @ - only, at most 128 characters")
@@ -229,36 +175,27 @@ def cmd_review_keygen(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, action: DecisionAction) -> int:
+    from kafka import errors as kafka_errors
+
+    from bridge.tools.connection import kafka_failure
+
     settings = Settings()
-    private = _signing_key(settings, args.by)
+    private = signing_key(settings.operator_signing_key, args.by, settings.operator_keys,
+                          variable="BRIDGE_OPERATOR_SIGNING_KEY")
+    request = DecisionRequest(args.review_id, action, learner=getattr(args, "learner", None), note=args.note)
     with _reading(settings) as uow:
-        row = _review(uow, args.review_id)
-        if row.status != "open":
-            raise BridgeError(f"review {row.review_id} was already decided ({row.status} by {row.decided_by})")
-        anchor = None
-        if action is DecisionAction.LINK:
-            if args.learner not in row.candidates:
-                raise BridgeError(
-                    f"{args.learner} is not a candidate of review {row.review_id}; candidates: {', '.join(row.candidates)}"
-                )
-            accounts = uow.identity.accounts_of(args.learner)
-            if not accounts:
-                raise BridgeError(f"learner {args.learner} has no accounts any more (merged?); see `bridge explain {args.learner}`")
-            # The founding account, when the learner still has it, keeps pointing at the same
-            # learner as evidence grows; any of its accounts would do.
-            founder = next((k for k in accounts if k.learner_id == args.learner), accounts[0])
-            anchor = AccountRef(platform=founder.platform, account=founder.account)
-    decision = OperatorDecision(
-        decision_id=f"dc_{uuid.uuid4().hex}",
-        review_id=row.review_id,
-        action=action,
-        account=AccountRef(platform=row.platform, account=row.account),
-        anchor=anchor,
-        decided_by=args.by,
-        decided_at=datetime.now(timezone.utc),
-        note=args.note,
-    ).signed_with(private)
-    _publish(settings, decision)
+        decision = prepare(uow, request, args.by).signed_with(private)
+    started = time.monotonic()
+    try:
+        prod = decision_producer(settings)
+    except kafka_errors.KafkaError as exc:
+        failure = kafka_failure(exc, started)
+        failure.args = (f"the decision was not published: {failure}; then try again",)
+        raise failure from None
+    try:
+        publish(prod, [decision])
+    finally:
+        prod.close(timeout=5)
     print(f"decision {decision.decision_id} ({action.value}) published on {DECISIONS.name}; the workers apply it next")
     return 0
 

@@ -173,6 +173,16 @@ class LedgerRepository(Repository):
                 values[row.record_id] = None if row.retired else published_record(row)
         return values
 
+    def live_records_of(self, learner_id: str) -> list[str]:
+        """The published values of a learner's live credit records (the console's learner view),
+        by course."""
+        c = t.credit_records.c
+        rows = self.conn.execute(
+            select(c.record_id, c.state, c.value, c.version, c.retired)
+            .where(c.learner_id == learner_id, c.retired.is_(False)).order_by(c.course_key)
+        )
+        return [value for value in (published_record(row) for row in rows) if value is not None]
+
     def published_record_of(self, record_id: str) -> str | None:
         """The published value of a record that exists (``None``: retired, its tombstone)."""
         c = t.credit_records.c

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
 
 from bridge.core.identity import PendingReview, review_id_for
 from bridge.core.records import AccountRef, ReviewItem, ReviewKind
@@ -43,6 +43,21 @@ class StoredReview:
             event_id=self.event_id,
             status=self.status,
         )
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which open review items the console's queue shows (every field optional)."""
+
+    kind: str | None = None
+    platform: str | None = None
+    raised_after: datetime | None = None
+    raised_before: datetime | None = None
+    event_id: str | None = None
+
+
+#: A queue position: the (raised_at, review_id) of the item a page starts after or ends before.
+Cursor = tuple[datetime, str]
 
 
 def _stored(r: Any) -> StoredReview:
@@ -133,3 +148,66 @@ class ReviewRepository(Repository):
             select(items.c.kind, func.count()).where(items.c.status == "open").group_by(items.c.kind)
         ).all()
         return {kind: count for kind, count in rows}
+
+    # -- the console's queue (keyset pages over the revision 0005 indexes) ---------------------------
+
+    def _open(self, query: Select, wanted: QueueFilter) -> Select:
+        items = t.review_items
+        query = query.where(items.c.status == "open")
+        if wanted.kind is not None:
+            query = query.where(items.c.kind == wanted.kind)
+        if wanted.platform is not None:
+            query = query.where(items.c.platform == wanted.platform)
+        if wanted.raised_after is not None:
+            query = query.where(items.c.raised_at >= wanted.raised_after)
+        if wanted.raised_before is not None:
+            query = query.where(items.c.raised_at < wanted.raised_before)
+        if wanted.event_id is not None:
+            query = query.where(items.c.event_id == wanted.event_id)
+        return query
+
+    def queue_page(
+        self, wanted: QueueFilter, *, limit: int, after: Cursor | None = None, before: Cursor | None = None,
+        newest_first: bool = False,
+    ) -> list[StoredReview]:
+        """One page of open items matching ``wanted``, in raised order (oldest first unless
+        ``newest_first``), the ``limit`` after cursor ``after`` or before ``before``.
+
+        A page is one index range whatever the queue's length: the position is a keyset, never an
+        offset. Pages come back in display order in both directions.
+        """
+        items = t.review_items
+        query = self._open(select(items), wanted)
+        # Going back is going forward in the other order, then turning the page round.
+        forward = before is None
+        descending = newest_first == forward
+        cursor = after if forward else before
+        if cursor is not None:
+            at, review_id = cursor
+            if descending:
+                query = query.where(items.c.raised_at <= at, or_(items.c.raised_at < at, and_(items.c.raised_at == at, items.c.review_id < review_id)))
+            else:
+                query = query.where(items.c.raised_at >= at, or_(items.c.raised_at > at, and_(items.c.raised_at == at, items.c.review_id > review_id)))
+        order = (items.c.raised_at.desc(), items.c.review_id.desc()) if descending else (items.c.raised_at, items.c.review_id)
+        rows = [_stored(r) for r in self.conn.execute(query.order_by(*order).limit(limit))]
+        return rows if forward else rows[::-1]
+
+    def queue_count(self, wanted: QueueFilter) -> int:
+        """How many open items match ``wanted`` (an index-only count)."""
+        return int(self.conn.execute(self._open(select(func.count()).select_from(t.review_items), wanted)).scalar_one())
+
+    def open_by_platform(self) -> dict[str, int]:
+        """How many review items are open, per platform of the account that raised them."""
+        items = t.review_items
+        rows = self.conn.execute(
+            select(items.c.platform, func.count()).where(items.c.status == "open").group_by(items.c.platform)
+        ).all()
+        return {platform: count for platform, count in rows}
+
+    def reviews_by_id(self, review_ids: list[str]) -> dict[str, StoredReview]:
+        """The review items among ``review_ids`` (for a decision on several at once)."""
+        items = t.review_items
+        if not review_ids:
+            return {}
+        rows = self.conn.execute(select(items).where(items.c.review_id.in_(sorted(set(review_ids)))))
+        return {r.review_id: _stored(r) for r in rows}

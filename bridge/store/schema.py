@@ -198,6 +198,12 @@ review_items = Table(
     Column("decision_id", String(64), nullable=True),
     Column("decided_by", String(128), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
+    # Revision 0005: the console's queue pages through open items in raised order, by kind or
+    # platform or neither, with a keyset (raised_at, review_id): each page is an index range.
+    Index("ix_review_items_queue", "status", "raised_at", "review_id"),
+    Index("ix_review_items_queue_kind", "status", "kind", "raised_at", "review_id"),
+    Index("ix_review_items_queue_platform", "status", "platform", "raised_at", "review_id"),
+    Index("ix_review_items_event", "event_id"),
 )
 
 data_quality = Table(

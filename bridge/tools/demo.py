@@ -244,10 +244,30 @@ def operator_keys(work: Path) -> tuple[Path, Path]:
     return trust, key
 
 
+def console_operator(work: Path, key: Path) -> tuple[Path, Path, str]:
+    """The console's sign-in for :data:`DEMO_OPERATOR` (a reviewer with a fresh random password)
+    and its signing-key directory: ``(operators file, keys directory, password)``."""
+    import secrets
+
+    from bridge.console.auth import hash_password
+
+    password = secrets.token_urlsafe(12)
+    operators = work / "console-operators"
+    operators.write_text(f"{DEMO_OPERATOR} reviewer {hash_password(password)}\n")
+    keys = work / "console-keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    (keys / f"{DEMO_OPERATOR}.pem").write_bytes(key.read_bytes())
+    (keys / f"{DEMO_OPERATOR}.pem").chmod(0o600)
+    return operators, keys, password
+
+
 def practice_guide(env: dict[str, str], key: Path, history: Path) -> str:
     """What ``--keep`` prints: the settings to export, and commands to try on the live data."""
     exports = [f"export {name}={env[name]}" for name in ("BRIDGE_BROKER_URL", "BRIDGE_DATABASE_URL")]
     exports.append(f"export BRIDGE_OPERATOR_SIGNING_KEY={key}")
+    operators, keys, password = console_operator(key.parent, key)
+    exports.append(f"export BRIDGE_OPERATOR_KEYS={env['BRIDGE_OPERATOR_KEYS']} BRIDGE_CONSOLE_OPERATORS={operators} "
+                   f"BRIDGE_CONSOLE_SIGNING_KEYS={keys} BRIDGE_CONSOLE_WORKERS=http://127.0.0.1:{env['BRIDGE_WEB_PORT']}")
     return "\n".join([
         "",
         "== the demo keeps running: its broker, worker and database stay up until Ctrl-C ==",
@@ -265,6 +285,7 @@ def practice_guide(env: dict[str, str], key: Path, history: Path) -> str:
         f"bridge backfill {history}      # more history, from a file",
         "bridge deadletters list",
         "bridge deadletters show TOPIC:PARTITION:OFFSET",
+        f"bridge console                                       # http://127.0.0.1:8080, sign in as {DEMO_OPERATOR} / {password}",
         "",
         f"Metrics: http://127.0.0.1:{env['BRIDGE_WEB_PORT']}/metrics   Press Ctrl-C here to stop.",
     ])

@@ -299,8 +299,37 @@ def k8s(yaml) -> dict[tuple[str, str], dict]:
 
 
 def _one(k8s: dict, kind: str) -> dict:
-    (resource,) = [r for (k, _), r in k8s.items() if k == kind]
+    """The one resource of ``kind`` of the workers (the console's are checked on their own)."""
+    (resource,) = [r for (k, _), r in k8s.items() if k == kind and not _console(r)]
     return resource
+
+
+def _console(resource: dict) -> bool:
+    return (resource.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/component") == "console"
+
+
+def test_the_console_runs_beside_the_workers_and_answers_only_its_sign_in_page(k8s: dict, compose: dict) -> None:
+    deployment = k8s[("Deployment", "bridge-console")]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["console"] and container["image"] == "bridge"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    for variable in env:
+        _setting(variable)
+    (port,) = container["ports"]
+    assert str(port["containerPort"]) == env["BRIDGE_CONSOLE_PORT"] and env["BRIDGE_CONSOLE_HOST"] == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"] == container["readinessProbe"]["httpGet"] == {"path": "/signin", "port": "http"}
+    service = k8s[("Service", "bridge-console")]
+    assert all(pod["metadata"]["labels"].get(k) == v for k, v in service["spec"]["selector"].items())
+    assert all(pod["metadata"]["labels"].get(k) == v for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    secret = k8s[("Secret", "bridge-console-secrets")]["stringData"]
+    assert set(secret) == {"BRIDGE_CONSOLE_SESSION_SECRET"} and "REPLACE-ME" in secret["BRIDGE_CONSOLE_SESSION_SECRET"]
+    console = compose["services"]["console"]
+    assert console["command"] == ["console"]
+    env = _compose_env()
+    settings = _settings_from({k: _interpolate(v, env) for k, v in {**compose["x-bridge"]["environment"], **console["environment"]}.items()})
+    assert settings.console_host == "0.0.0.0" and settings.console_session_secret is not None
+    assert {m.split(":")[-1] for m in console["ports"]} == {str(settings.console_port)}
 
 
 def test_kustomization_lists_every_manifest(yaml) -> None:

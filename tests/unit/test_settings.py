@@ -314,4 +314,5 @@ def test_the_secret_variables_are_those_of_the_secret_settings() -> None:
     assert set(secret_variables()) == {
         "BRIDGE_PSEUDONYM_KEY", "BRIDGE_PSEUDONYM_PREVIOUS_KEYS", "BRIDGE_KAFKA_SASL_PASSWORD",
         "BRIDGE_KAFKA_SSL_KEY_PASSWORD", "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_PREVIOUS_KEYS",
+        "BRIDGE_CONSOLE_SESSION_SECRET", "BRIDGE_CONSOLE_OIDC_CLIENT_SECRET",
     }
