@@ -3,8 +3,9 @@
 A stream worker's batches go through here, and it knows nothing of Kafka or Faust, nor of SQL: it
 is handed messages with their coordinates, parses them with the platform adapters, and in one unit
 of work of the store (:mod:`bridge.store.uow`, injected by bootstrap) stores each event's fact and
-identity evidence, re-resolves the identities the batch touched, re-derives the credit records it
-touched, and queues what changed for publication.
+identity evidence, re-resolves the identities whose evidence the batch changed (an event that shows
+nothing new of its account re-resolves nothing), re-derives the credit records it touched, and
+queues what changed for publication.
 
 :class:`Pipeline` runs the stages in order, one module each:
 
@@ -12,7 +13,8 @@ touched, and queues what changed for publication.
 - :mod:`~bridge.pipeline.contents`: one content per event id, against what is stored;
 - :mod:`~bridge.pipeline.facts`: the rows of each kept event (fact, account, evidence);
 - :mod:`~bridge.pipeline.decisions`: operators' signed decisions on review items;
-- :mod:`~bridge.pipeline.identity`: re-resolve the touched accounts, merge, raise reviews;
+- :mod:`~bridge.pipeline.identity`: re-resolve the accounts whose evidence changed, merge, raise
+  reviews; place the other touched accounts as they are;
 - :mod:`~bridge.pipeline.credits`: re-derive the touched credit records;
 
 and :mod:`~bridge.pipeline.batch` holds what a batch carries between them. The rules that decide
@@ -37,7 +39,7 @@ from bridge.pipeline.contents import prepare_events, settle_contents
 from bridge.pipeline.credits import refresh_records
 from bridge.pipeline.decisions import record_decisions
 from bridge.pipeline.facts import Writes, record_events
-from bridge.pipeline.identity import refresh_identities, resolve_identities, retire_vanished
+from bridge.pipeline.identity import place_unchanged, refresh_identities, resolve_identities, retire_vanished
 from bridge.pipeline.messages import Inbound, Parser, dead_letter, parse, parse_batch, poison_reason, utcnow
 from bridge.settings import DEVELOPMENT_DEADLETTER_KEY
 from bridge.store.uow import UnitOfWorkFactory
@@ -107,10 +109,11 @@ class Pipeline:
             record_events(prepared, plan, touched, writes, result)
             # A retracted content goes before the content that replaces it is stored (same key).
             retraction = uow.contents.retract_facts(plan.retract, writes.accounts, max_shared)
-            touched.crowds = writes.apply(uow, max_shared)
+            writes.apply(uow, touched, max_shared)
             plan.apply_to(uow, touched, retraction)
             record_decisions(uow, decisions, self.trusted_keys, sealer, touched, result, now)
             resolve_identities(uow, touched, result, max_shared)
+            place_unchanged(uow, touched)
             retire_vanished(uow, touched, retraction, plan.winner_of)
             refresh_records(uow, touched, result, self.hours_per_credit)
             refresh_identities(uow, touched, result)

@@ -25,6 +25,9 @@ class BatchResult:
     reviews: int = 0
     records_changed: int = 0
     identities_changed: int = 0
+    #: Accounts re-resolved (CONTRACT §3): those whose identity evidence changed, and whatever
+    #: they are connected to; an event that shows nothing new re-resolves nothing.
+    resolved: int = 0
     #: Event time of every event processed in the batch, for latency metrics.
     event_times: list[datetime] = field(default_factory=list)
 
@@ -39,6 +42,7 @@ class BatchResult:
         self.reviews += other.reviews
         self.records_changed += other.records_changed
         self.identities_changed += other.identities_changed
+        self.resolved += other.resolved
         self.event_times.extend(other.event_times)
         return self
 
@@ -47,12 +51,16 @@ class BatchResult:
 class Touched:
     """What a batch touched, resolved and refreshed once at the end of the batch."""
 
+    #: Every account the batch touched: its records are re-derived.
     accounts: set[AccountKey] = field(default_factory=set)
+    #: The accounts whose identity may have changed (new account or evidence, an earlier first
+    #: sighting, a decision, a retraction): only these, and what they connect to, are re-resolved.
+    changed: set[AccountKey] = field(default_factory=set)
     records: set[tuple[str, str]] = field(default_factory=set)
     learners: set[str] = field(default_factory=set)
     #: The event that first touched each account in this batch (for review items).
     sightings: dict[AccountKey, Sighting] = field(default_factory=dict)
-    #: The version each touched learner's identity gets if it changed (its component's size).
+    #: The version each re-resolved learner's identity gets (:func:`bridge.core.versions.identity_versions`).
     identity_versions: dict[str, int] = field(default_factory=dict)
     #: Name+mobile digests that this batch's new holders made crowded (rule 8).
     crowds: set[str] = field(default_factory=set)

@@ -98,14 +98,15 @@ class ContentPlan:
 
     def apply_to(self, uow: UnitOfWork, touched: Touched, retraction: Retraction) -> None:
         """Store the rejected contents and the new counts, and mark what they touched: a kept
-        content's record and identity count one more event; a retraction's accounts are re-resolved
-        and its records re-derived (or retired)."""
+        content's record counts one more event (its identity evidence is the same); a retraction's
+        accounts are re-resolved and its records re-derived (or retired)."""
         uow.contents.reject_contents(self.rejected)
         uow.contents.set_contents(self.bumps)
         for known in self.bumped:
             touched.accounts.add(known.account)
             touched.new_courses.setdefault(known.account, set()).add(known.course_key)
         touched.accounts |= retraction.accounts
+        touched.changed |= retraction.accounts
         touched.records |= retraction.records
 
 

@@ -61,6 +61,8 @@ def _record_decision(
     result.decisions += 1
     status = "linked" if decision.action is DecisionAction.LINK else "rejected"
     uow.reviews.settle_review(decision.review_id, status, decision.decision_id, decision.decided_by, decision.decided_at)
-    touched.accounts.add(AccountKey(str(decision.account.platform), decision.account.account))
+    accounts = {AccountKey(str(decision.account.platform), decision.account.account)}
     if decision.anchor is not None:
-        touched.accounts.add(AccountKey(str(decision.anchor.platform), decision.anchor.account))
+        accounts.add(AccountKey(str(decision.anchor.platform), decision.anchor.account))
+    touched.accounts |= accounts
+    touched.changed |= accounts

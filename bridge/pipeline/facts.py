@@ -30,13 +30,15 @@ class Writes:
         if key not in earliest or seen < earliest[key]:
             earliest[key] = seen
 
-    def apply(self, uow: UnitOfWork, max_shared: int) -> set[str]:
-        """Write the rows; returns the name+mobile digests that became crowded (rule 8)."""
-        uow.identity.note_accounts(self.accounts)
-        crowded = uow.identity.note_evidence(self.evidence, max_shared)
+    def apply(self, uow: UnitOfWork, touched: Touched, max_shared: int) -> None:
+        """Write the rows; mark the accounts whose identity evidence changed (``touched.changed``)
+        and the name+mobile digests that became crowded (rule 8, ``touched.crowds``)."""
+        touched.changed |= uow.identity.note_accounts(self.accounts)
+        noted = uow.identity.note_evidence(self.evidence, max_shared)
+        touched.changed |= noted.changed
+        touched.crowds = noted.crowded
         uow.ledger.add_facts(self.facts)
         uow.ledger.record_dqs(self.problems)
-        return crowded
 
 
 def record_events(

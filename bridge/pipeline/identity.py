@@ -1,10 +1,16 @@
-"""The identity stage: re-resolve the accounts a batch touched, and republish their learners.
+"""The identity stage: re-resolve the accounts whose identity evidence a batch changed, and
+republish their learners.
 
-Every account connected to what the batch touched is partitioned again from its evidence
-(:func:`bridge.core.identity.cluster`, CONTRACT §3); accounts that moved are placed with their
-new learners, learners left without accounts are merged away (:mod:`bridge.core.merges`), the
-records whose learner changed are marked for re-derivation, review items are raised, and each
-touched learner's identity is stored with its version (:mod:`bridge.core.versions`).
+Only an account whose identity may have changed is re-resolved: one the batch saw for the first
+time, or with evidence new to it, or earlier than (or within the same second as) a first sighting
+it had, or named by a decision, a retraction or a crowd (``Touched.changed``). Every account
+connected to those is partitioned again from its evidence (:func:`bridge.core.identity.cluster`,
+CONTRACT §3); accounts that moved are placed with their new learners, learners left without
+accounts are merged away (:mod:`bridge.core.merges`), the records whose learner changed are marked
+for re-derivation, review items are raised, and each re-resolved learner's identity is stored
+with its version (:mod:`bridge.core.versions`). Any other account the batch touched (a known
+learner's next course) stays where it is: its placement is read (:func:`place_unchanged`), and
+only its records are re-derived.
 """
 
 from __future__ import annotations
@@ -31,19 +37,21 @@ def crowd_review(digest: str, holders: Sequence[AccountKey], placements: Mapping
 
 
 def resolve_identities(uow: UnitOfWork, touched: Touched, result: BatchResult, max_shared: int) -> None:
-    """Re-partition every account connected to what the batch touched (CONTRACT §3)."""
-    if not touched.accounts:
+    """Re-partition every account connected to the accounts whose identity evidence the batch
+    changed (CONTRACT §3)."""
+    if not touched.changed:
         return
     # A name+mobile that just became crowded (rule 8) stops linking: every account holding
     # it is re-resolved once, now (a bounded number: the bound plus this batch's new holders);
     # from then on it is no evidence and costs nothing.
     crowds = uow.identity.holders(touched.crowds) if touched.crowds else {}
-    seeds = set(touched.accounts).union(*crowds.values())
+    seeds = set(touched.changed).union(*crowds.values())
     group = uow.identity.group(seeds, max_shared)
     evidence, links, rejected, before = group.evidence, group.links, group.rejected, group.placements
     outcome = cluster(evidence, links, rejected, max_shared)
+    result.resolved += len(group.keys)
     # The group holds every account of every learner it touches: one count serves the record
-    # keys to refresh and the identity versions; facts are read only for the records that change.
+    # keys to refresh; facts are read only for the records that change.
     touched.courses = uow.ledger.course_counts(group.keys)
     touched.placements = outcome.placements
 
@@ -67,7 +75,7 @@ def resolve_identities(uow: UnitOfWork, touched: Touched, result: BatchResult, m
         placement = outcome.placements.get(key)
         if placement is not None:
             touched.records.update((placement.learner_id, course_key) for course_key in courses)
-    # Every live learner of a component that grew gets its new version.
+    # Every live learner of a re-resolved component gets its version (republished if it moved).
     touched.learners.update(new_ids)
 
     # Learners that lost every account are merged into where their founding account went.
@@ -75,13 +83,31 @@ def resolve_identities(uow: UnitOfWork, touched: Touched, result: BatchResult, m
         touched.learners.update(uow.learners.retire_learner(gone, survivor))
         result.identity["merge"] += 1
 
-    touched.identity_versions.update(identity_versions(touched.courses, links, rejected, outcome, before))
+    ties = uow.ledger.first_second_ties(evidence)
+    touched.identity_versions.update(identity_versions(evidence, ties, links, rejected, outcome, before))
 
     crowd_reviews = [crowd_review(digest, holders, outcome.placements) for digest, holders in crowds.items()]
     for review in [*outcome.reviews, *crowd_reviews]:
         seen = touched.sightings.get(review.account) or evidence[review.account].first
         if uow.reviews.raise_review(review, seen.at, seen.event_id):
             result.reviews += 1
+
+
+def place_unchanged(uow: UnitOfWork, touched: Touched) -> None:
+    """Mark the records of the touched accounts that were not re-resolved (their identity evidence
+    is unchanged: a known learner's next course). Their placements, and those of the other accounts
+    of their learners, are read as stored, with their event counts per course, for the records."""
+    rest = touched.accounts - touched.placements.keys()
+    if not rest:
+        return
+    placed = {k: p for k, p in uow.identity.placements_with_learners(rest).items()
+              if p is not None and k not in touched.placements}
+    touched.placements.update(placed)
+    touched.courses.update(uow.ledger.course_counts(placed))
+    for key in rest:
+        placement = placed.get(key)
+        if placement is not None:
+            touched.records.update((placement.learner_id, course_key) for course_key in touched.new_courses.get(key, ()))
 
 
 def retire_vanished(

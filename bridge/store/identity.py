@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
@@ -18,6 +18,7 @@ from bridge.core.decisions import DecisionAction
 from bridge.core.evidence import NAME_MOBILE, AccountEvidence, AccountKey, EvidenceItem, OperatorLink, Sighting
 from bridge.core.identity import Placement
 from bridge.core.records import LinkMethod
+from bridge.core.versions import second_of
 from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, chunks, pairs_in
 from bridge.store.decisions import decision_touches
@@ -93,6 +94,10 @@ def _sharing_learner(refs):
     )
 
 
+def _placement(r: Any) -> Placement | None:
+    return Placement(r.learner_id, LinkMethod(r.method), as_utc(r.linked_at), r.event_id) if r.learner_id else None
+
+
 def _keys(rows: Iterable) -> set[AccountKey]:
     return {AccountKey(r.platform, r.account) for r in rows}
 
@@ -135,11 +140,31 @@ class StoredEvidence:
     first_event_id: str
 
 
+class Noted(NamedTuple):
+    """What noting a batch's evidence changed."""
+
+    #: Name+mobile digests that the batch's new holders made crowded (rule 8).
+    crowded: set[str]
+    #: Accounts whose identity evidence changed (see :meth:`IdentityRepository.note_evidence`).
+    changed: set[AccountKey]
+
+
+def _moves_first(seen: Sighting, first: Sighting) -> bool:
+    """Whether an event seen at ``seen`` changes what an identity holds of a slot first seen at
+    ``first``: it is earlier, or another event within the same second (a tie of the identity's
+    version, :func:`bridge.core.versions.sighting_weight`). A later second changes nothing."""
+    return seen != first and second_of(seen.at) <= second_of(first.at)
+
+
 class IdentityRepository(Repository):
     """Accounts, their evidence, and where they are placed."""
 
-    def note_accounts(self, seen: Mapping[AccountKey, Sighting]) -> None:
-        """Record that these accounts exist, keeping each one's earliest event."""
+    def note_accounts(self, seen: Mapping[AccountKey, Sighting]) -> set[AccountKey]:
+        """Record that these accounts exist, keeping each one's earliest event.
+
+        Returns the accounts whose identity this changes: new ones, and those seen earlier than,
+        or within the same second as, their first sighting (see :func:`_moves_first`).
+        """
         a = t.accounts.c
         stored = {}
         for chunk in chunks(sorted((k.platform, k.account) for k in seen)):
@@ -157,14 +182,15 @@ class IdentityRepository(Repository):
             self.conn.execute(insert(t.accounts), new)
         if earlier:
             self.conn.execute(SET_ACCOUNT_FIRST, earlier)
+        return {k for k, s in seen.items() if k not in stored or _moves_first(s, stored[k])}
 
-    def note_evidence(
-        self, seen: Mapping[tuple[AccountKey, EvidenceItem], Sighting], max_shared: int = 10
-    ) -> set[str]:
+    def note_evidence(self, seen: Mapping[tuple[AccountKey, EvidenceItem], Sighting], max_shared: int = 10) -> Noted:
         """Record these digests of these accounts, keeping each one's earliest sighting.
 
         Returns the name+mobile digests that these new holders made crowded (rule 8: held by more
-        than ``max_shared`` accounts), so their earlier holders can be re-resolved once.
+        than ``max_shared`` accounts), so their earlier holders can be re-resolved once, and the
+        accounts whose identity evidence this changes: a digest new to them, or seen earlier than,
+        or within the same second as, its first sighting on them.
         """
         e = t.evidence.c
         accounts = sorted({(k.platform, k.account) for k, _ in seen})
@@ -174,7 +200,7 @@ class IdentityRepository(Repository):
                 select(e.platform, e.account, e.kind, e.digest, e.first_at, e.first_event_id).where(_evidence_account_in(chunk))
             ):
                 stored[(r.platform, r.account, r.kind, r.digest)] = Sighting(as_utc(r.first_at), r.first_event_id)
-        new, earlier = [], []
+        new, earlier, changed = [], [], set()
         for (key, item), sighting in seen.items():
             known = stored.get((key.platform, key.account, item.kind, item.digest))
             if known is None:
@@ -183,11 +209,14 @@ class IdentityRepository(Repository):
             elif sighting < known:
                 earlier.append({"b_platform": key.platform, "b_account": key.account, "b_kind": item.kind,
                                 "b_digest": item.digest, "b_at": sighting.at, "b_event": sighting.event_id})
+            if known is None or _moves_first(sighting, known):
+                changed.add(key)
         if new:
             self.conn.execute(insert(t.evidence), new)
         if earlier:
             self.conn.execute(SET_EVIDENCE_FIRST, earlier)
-        return self._count_holders(Counter(row["digest"] for row in new if row["kind"] == NAME_MOBILE), max_shared)
+        crowded = self._count_holders(Counter(row["digest"] for row in new if row["kind"] == NAME_MOBILE), max_shared)
+        return Noted(crowded, changed)
 
     def _count_holders(self, added: Mapping[str, int], max_shared: int) -> set[str]:
         """Add ``added`` new holders to each name+mobile digest's count (rule 8); returns the
@@ -253,11 +282,7 @@ class IdentityRepository(Repository):
                 for r in self.conn.execute(select(t.accounts).where(_account_in(refs))):
                     key = AccountKey(r.platform, r.account)
                     snap.evidence[key] = AccountEvidence(key, Sighting(as_utc(r.first_at), r.first_event_id))
-                    snap.placements[key] = (
-                        Placement(r.learner_id, LinkMethod(r.method), as_utc(r.linked_at), r.event_id)
-                        if r.learner_id
-                        else None
-                    )
+                    snap.placements[key] = _placement(r)
                     placed = placed or r.learner_id is not None
                 shared: set[tuple[str, str]] = set()
                 for r in self.conn.execute(_EVIDENCE_WITH_HOLDERS.where(_evidence_account_in(refs))):
@@ -328,6 +353,22 @@ class IdentityRepository(Repository):
         return self.conn.execute(
             select(t.accounts.c.learner_id).where(t.accounts.c.platform == key.platform, t.accounts.c.account == key.account)
         ).scalar_one_or_none()
+
+    def placements_with_learners(self, keys: Iterable[AccountKey]) -> dict[AccountKey, Placement | None]:
+        """These accounts and every other account placed with the same learners, with where each
+        is placed (``None``: not yet): what re-deriving their records needs, without re-resolving."""
+        refs = sorted({(k.platform, k.account) for k in keys})
+        found: dict[AccountKey, Placement | None] = {}
+        learners: set[str] = set()
+        for chunk in chunks(refs):
+            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk))):
+                found[AccountKey(r.platform, r.account)] = _placement(r)
+                if r.learner_id:
+                    learners.add(r.learner_id)
+        for chunk in chunks(sorted(learners)):
+            for r in self.conn.execute(select(t.accounts).where(t.accounts.c.learner_id.in_(chunk))):
+                found[AccountKey(r.platform, r.account)] = _placement(r)
+        return found
 
     def learners_without_accounts(self, learner_ids: Iterable[str]) -> set[str]:
         """Which of these learners no account is placed with any more."""

@@ -103,10 +103,11 @@ class LearnerRepository(Repository):
     def refresh_identities(self, versions: Mapping[str, int | None]) -> int:
         """Store these learners' identity states; queue each that changed, with its version.
 
-        A version given is the size of the learner's evidence component, which grows with every
-        event and decision that can change an identity, so it rises with each change and is the
-        same whatever order or batches the events came in. Without one, the version rises by one
-        (:func:`bridge.core.versions.identity_version`). Returns how many identities changed.
+        A version given is the weight of the learner's evidence component
+        (:func:`bridge.core.versions.identity_versions`), which rises with every change of its
+        identity evidence (accounts, digests, their first sightings) and decisions, and is the same whatever order
+        or batches the events came in. Without one, or when it would not rise, the version rises
+        by one (:func:`bridge.core.versions.identity_version`). Returns how many identities changed.
         """
         rows, links = self._load_learners(versions)
         changes = []

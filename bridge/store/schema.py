@@ -35,7 +35,8 @@ learners = Table(
     metadata,
     Column("learner_id", String(64), primary_key=True),
     Column("merged_into", String(64), nullable=True, index=True),
-    Column("version", Integer, nullable=False),
+    # Revision 0006: 64 bits, an identity's version weighs its evidence by time (bridge.core.versions).
+    Column("version", BigInteger, nullable=False),
     # The identity as published, without its version: what tells whether it changed.
     Column("state", Text, nullable=True),
     # The published value (JSON text) of the current version, ready to send (revision 0002).

@@ -23,9 +23,11 @@ from sqlalchemy.engine import make_url
 import adapters
 from bridge.core.courses import CourseKeys, parse_equivalences
 from bridge.core.events import CanonicalEvent, Platform
+from bridge.core.evidence import AccountKey, Sighting
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import learner_id_for, record_id_for
 from bridge.core.sealing import Sealer
+from bridge.core.versions import sighting_weight
 from bridge.pipeline import BatchResult, Inbound, Pipeline
 from bridge.settings import DEVELOPMENT_DEADLETTER_KEY
 from bridge.store import schema as t
@@ -304,10 +306,16 @@ def test_the_same_event_twice_in_one_batch_counts_one_duplicate(pipeline: Pipeli
     assert record["version"] == 1
 
 
+def weight(at: datetime, ties: int = 1) -> int:
+    """What one slot (an account, or one of its digests) first seen at ``at`` adds to an identity version."""
+    return sighting_weight(Sighting(at, ""), ties)
+
+
 def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Feed) -> None:
-    """A record's version counts the events behind it, an identity's the events (and decisions)
-    of its evidence component: each new event is one change, a redelivery none, and the same
-    events give the same versions whatever order or batches they arrive in."""
+    """A record's version counts the events behind it: each new event is one change, a redelivery
+    none. An identity's version weighs the identity evidence of its component (each account and
+    digest by its first sighting, and the decisions): a known learner's next course leaves it, and
+    the identity, alone. Both are the same whatever order or batches the events arrive in."""
     engine = pipeline.units.engine
     learner = learner_id_for("union", "GH1")
     record_id = record_id_for(learner, "digital-skills")
@@ -318,19 +326,23 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
         return record["version"], published(engine, IDENTITIES, learner)["version"], len(outbox(engine))
 
     enrol = feed.union("u-1", member_no="GH1", when=day(0))
-    pipeline.process([enrol])
-    assert state() == (1, 1, 2)
+    first = pipeline.process([enrol])
+    # GH1 and its name+mobile, both first seen on day 0.
+    v1 = 2 * weight(day(0))
+    assert state() == (1, v1, 2)
+    assert (first.identities_changed, first.resolved) == (1, 1)
     assert published(engine, RECORDS, record_id)["status"] == "ENROLLED"
 
-    pipeline.process([feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True, score=60)])
-    assert state() == (2, 2, 4)  # the record changed; the identity's component grew by one event
+    result = pipeline.process([feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True, score=60)])
+    assert state() == (2, v1, 3)  # the record changed; the identity did not: not even re-resolved
+    assert (result.records_changed, result.identities_changed, result.resolved) == (1, 0, 0)
     assert published(engine, RECORDS, record_id)["status"] == "AWARDED"
 
     pipeline.process([enrol, feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", when=day(3), passed=True, score=60)])
-    assert state() == (2, 2, 4)  # redeliveries change nothing
+    assert state() == (2, v1, 3)  # redeliveries change nothing
 
     pipeline.process([feed.union("u-9", member_no="GH1", course="ACFTU-XX-0001", when=day(4))])
-    assert state() == (2, 3, 6)  # another course's record is not this one's change
+    assert state() == (2, v1, 4)  # another course's record is not this one's change
     assert published(engine, RECORDS, other_id)["version"] == 1
 
     # Two changes to one record in one batch are two versions; only the second is published.
@@ -338,18 +350,74 @@ def test_versions_rise_by_one_per_real_change_only(pipeline: Pipeline, feed: Fee
         feed.union("u-3", "COURSE_COMPLETE", member_no="GH1", when=day(6), passed=True, score=95),
         feed.union("u-4", "COURSE_WITHDRAW", member_no="GH1", when=day(7)),
     ])
-    assert state() == (4, 5, 8)
+    assert state() == (4, v1, 5)
     record = published(engine, RECORDS, record_id)
     assert (record["status"], record["score"], len(record["sources"])) == ("AWARDED", 95, 4)
 
     # A second account joining the learner (by name and mobile) is one change of the identity.
     # GH2 sorts after GH1, so the learner keeps its id and its records keep theirs.
-    pipeline.process([feed.union("u-5", member_no="GH2", course="ACFTU-XX-0002", when=day(8))])
-    version, identity_version, _ = state()
-    assert (version, identity_version) == (4, 6)  # six events in the learner's component now
+    result = pipeline.process([feed.union("u-5", member_no="GH2", course="ACFTU-XX-0002", when=day(8))])
+    v2 = v1 + 2 * weight(day(8))
+    assert state() == (4, v2, 7)  # GH2's record and the identity
+    assert (result.identities_changed, result.resolved) == (1, 2)
     assert len(published(engine, IDENTITIES, learner)["accounts"]) == 2
     pipeline.process([feed.union("u-6", member_no="GH2", course="ACFTU-XX-0002", when=day(9))])
-    assert state()[:2] == (4, 7)
+    assert state() == (4, v2, 8)
+
+    # An event earlier than GH1's first (arriving late) moves its first sightings: GH1's link now
+    # dates from it, so the identity changes, and its version rises as if it had come first.
+    result = pipeline.process([feed.union("u-0", member_no="GH1", course="ACFTU-XX-0003", when=day(-1))])
+    v3 = 2 * weight(day(-1)) + 2 * weight(day(8))
+    assert v3 > v2 and state() == (4, v3, 10)
+    assert result.identities_changed == 1
+    link = next(l for l in published(engine, IDENTITIES, learner)["links"] if l["account"] == "GH1")
+    assert link["event_id"] == "u-0"
+    # Another event within that same second is a tie: it could have been the first sighting.
+    pipeline.process([feed.union("u-00", member_no="GH1", course="ACFTU-XX-0004", when=day(-1))])
+    assert state() == (4, 2 * weight(day(-1), 2) + 2 * weight(day(8)), 12)
+
+
+def test_a_known_learners_next_course_does_not_re_resolve(pipeline: Pipeline, feed: Feed, monkeypatch) -> None:
+    """Only events with new identity evidence re-resolve: the closure is not even read otherwise."""
+    from bridge.store.identity import IdentityRepository
+
+    engine = pipeline.units.engine
+    rid = resident_id()
+    pipeline.process([
+        feed.union("u-1", member_no="GH1", id_card=rid, when=day(0)),
+        feed.ou("o-1", student_no="S1", document=("RESIDENT_ID", rid), course="NOU-00001", when=day(1)),
+    ])
+    learner = learner_id_for("union", "GH1")
+    before = published(engine, IDENTITIES, learner)
+    assert len(before["accounts"]) == 2
+    groups: list[set] = []
+    real_group = IdentityRepository.group
+
+    def spy(self, seeds, max_shared=10):
+        seeds = set(seeds)
+        groups.append(seeds)
+        return real_group(self, seeds, max_shared)
+
+    monkeypatch.setattr(IdentityRepository, "group", spy)
+    outbox_before = len(outbox(engine))
+    # Later courses of both accounts, with the same evidence as before (and one without any).
+    result = pipeline.process([
+        feed.union("u-2", "COURSE_COMPLETE", member_no="GH1", id_card=rid, when=day(5), passed=True, score=80),
+        feed.ou("o-2", student_no="S1", document=("RESIDENT_ID", rid), course="NOU-00002", when=day(6)),
+        feed.union("u-3", member_no="GH1", name=None, mobile=None, course="ACFTU-XX-0001", when=day(7)),
+    ])
+    assert groups == []
+    assert (result.identities_changed, result.resolved, result.records_changed) == (0, 0, 3)
+    new_rows = [(topic, key) for _, topic, key in outbox(engine)[outbox_before:]]
+    assert [topic for topic, _ in new_rows] == [RECORDS] * 3
+    assert {published(engine, RECORDS, key)["learner_id"] for _, key in new_rows} == {learner}
+    assert published(engine, IDENTITIES, learner) == before
+
+    # New evidence on a known account (a second name+mobile) re-resolves its component.
+    result = pipeline.process([feed.union("u-4", member_no="GH1", id_card=rid, name="李雷", when=day(8))])
+    assert groups and groups[-1] == {AccountKey("union", "GH1")}
+    assert result.resolved == 2 and result.identities_changed == 1
+    assert published(engine, IDENTITIES, learner)["version"] > before["version"]
 
 
 def test_the_outbox_names_each_change_once(pipeline: Pipeline, feed: Feed) -> None:
@@ -594,6 +662,7 @@ def test_new_evidence_merges_the_account_learner_into_the_document_holder(pipeli
     ev = _merge_events(feed)
     pipeline.process([ev.a1, ev.b1])
     assert counts(engine)["learners"] == 2
+    a_before = published(engine, IDENTITIES, A_LEARNER)["version"]
     old_record = record_id_for(A_LEARNER, "digital-skills")
     assert published(engine, RECORDS, old_record)["status"] == "ENROLLED"
     outbox_before = len(outbox(engine))
@@ -622,7 +691,9 @@ def test_new_evidence_merges_the_account_learner_into_the_document_holder(pipeli
 
     # Identities: A points at B and holds no account; B holds both.
     a_identity, b_identity = published(engine, IDENTITIES, A_LEARNER), published(engine, IDENTITIES, B_LEARNER)
-    assert (a_identity["merged_into"], a_identity["accounts"], a_identity["version"]) == (B_LEARNER, [], 3)
+    assert (a_identity["merged_into"], a_identity["accounts"]) == (B_LEARNER, [])
+    # Merged away, A follows its founding account's component: B's version, above A's last one.
+    assert a_identity["version"] == b_identity["version"] > a_before
     assert {(a["platform"], a["account"]) for a in b_identity["accounts"]} == {("union", "GH-A"), ("ou", "S-B")}
 
     # The outbox publishes the tombstone, the new record and both identities.

@@ -41,6 +41,7 @@ from tests.store.test_pipeline_contract import (
     pipeline,  # noqa: F401 - a fixture
     published,
     snapshot,
+    weight,
 )
 
 GH1, GH9 = "GH1", "GH9"
@@ -128,7 +129,7 @@ def _two_contents(feed: Feed) -> tuple[Inbound, Inbound]:
     return kept, other
 
 
-def test_other_content_arriving_second_is_dead_lettered_and_changes_only_versions(
+def test_other_content_arriving_second_is_dead_lettered_and_changes_only_the_records_version(
     pipeline: Pipeline, feed: Feed
 ) -> None:
     engine = pipeline.units.engine
@@ -137,7 +138,8 @@ def test_other_content_arriving_second_is_dead_lettered_and_changes_only_version
     record_id = record_id_for(learner, "digital-skills")
     pipeline.process([kept])
     record, identity = published(engine, RECORDS, record_id), published(engine, IDENTITIES, learner)
-    assert (record["version"], record["score"], identity["version"]) == (1, 60, 1)
+    # GH1, its resident id and its name+mobile, all first seen on day 1.
+    assert (record["version"], record["score"], identity["version"]) == (1, 60, 3 * weight(day(1)))
     pending = len(outbox(engine))
 
     result = pipeline.process([other])
@@ -146,10 +148,11 @@ def test_other_content_arriving_second_is_dead_lettered_and_changes_only_version
     assert letter.reason_code == "duplicate_event_id"
     assert "other content" in letter.reason and "one content per event id" in letter.reason
     assert "u-1" not in letter.reason and GH1 not in letter.reason and "90" not in letter.reason
-    # Nothing changes but the versions: one more event is behind the record and the identity.
+    # Nothing changes but the record's version: one more event is behind it. The identity shows
+    # no new evidence, so it is not republished.
     assert published(engine, RECORDS, record_id) == {**record, "version": 2}
-    assert published(engine, IDENTITIES, learner) == {**identity, "version": 2}
-    assert len(outbox(engine)) == pending + 2
+    assert published(engine, IDENTITIES, learner) == identity
+    assert len(outbox(engine)) == pending + 1
     with engine.connect() as conn:
         assert conn.execute(select(t.credit_facts.c.score, t.credit_facts.c.contents)).all() == [(60.0, 2)]
         rejected = conn.execute(select(t.rejected_contents.c.content_digest, t.rejected_contents.c.offset)).all()
@@ -234,8 +237,8 @@ def test_a_winner_on_another_account_retracts_the_losers_evidence_and_account(
 def test_a_learner_that_shrinks_keeps_a_rising_identity_version(pipeline: Pipeline, feed: Feed, tmp_path: Path) -> None:
     """S9 showed the resident id first and anchors the learner that the loser (on GH9) joined. When
     the winner (on GH1) retracts the loser, S9's learner keeps its id but its evidence component
-    shrinks to S9's own events. Everything ends as in the other order except that identity's
-    version: it was published with the loser's event counted, and a version never falls, so it
+    shrinks to S9's own. Everything ends as in the other order except that identity's version: it
+    was published with the loser's account and evidence counted, and a version never falls, so it
     stays above the version the other order gives (which never counted the loser)."""
     engine = pipeline.units.engine
     s9 = feed.ou("o-9", "course.completed", student_no="S9", document=("RESIDENT_ID", RID), when=day(0), score=75)
@@ -244,17 +247,19 @@ def test_a_learner_that_shrinks_keeps_a_rising_identity_version(pipeline: Pipeli
     pipeline.process([s9, loser])
     learner = learner_id_for("ou", "S9")
     assert len(live_identities(engine)[learner]["accounts"]) == 2
-    assert live_identities(engine)[learner]["version"] == 2
+    # S9 with its resident id and name+mobile (day 0), GH9 with the resident id (day 1).
+    both = 3 * weight(day(0)) + 2 * weight(day(1))
+    assert live_identities(engine)[learner]["version"] == both
     pipeline.process([winner])
     identity = live_identities(engine)[learner]
     assert [a["account"] for a in identity["accounts"]] == ["S9"]
-    assert identity["version"] == 3  # rose with the change, though one event is behind it now
+    assert identity["version"] == both + 1  # rose with the change, though less evidence is behind it now
 
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process([winner])
     reference.process([s9, loser])
     assert _registry_state(engine, identity_versions=False) == _registry_state(reference.units.engine, identity_versions=False)
-    assert live_identities(reference.units.engine)[learner]["version"] == 1
+    assert live_identities(reference.units.engine)[learner]["version"] == 3 * weight(day(0))
 
 
 def test_retracted_name_mobile_evidence_counts_one_holder_less(pipeline: Pipeline, feed: Feed, tmp_path: Path) -> None:
@@ -288,7 +293,8 @@ def test_three_contents_of_one_event_id_end_alike_in_any_order(engine: Engine, t
     assert dead == {_content_digest(contents[1]), _content_digest(contents[2])}
     [record] = live_records(engine).values()
     assert (record["score"], record["version"]) == (50, 3)
-    assert published(engine, IDENTITIES, learner_id_for("ou", "S1"))["version"] == 3
+    # S1 and its name+mobile: other contents of one event id are no identity evidence.
+    assert published(engine, IDENTITIES, learner_id_for("ou", "S1"))["version"] == 2 * weight(day(1))
     reference = make_pipeline(_fresh(tmp_path, "reference"))
     reference.process(contents)  # all three in one batch
     assert _registry_state(engine) == _registry_state(reference.units.engine)

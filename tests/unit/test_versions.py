@@ -3,18 +3,20 @@ versions of published identities and records (``bridge.core.versions``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from bridge.core.evidence import AccountEvidence, AccountKey, OperatorLink, Sighting
 from bridge.core.identity import Clustering, Placement, cluster
 from bridge.core.merges import merge_survivors, orphan_survivors, orphaned_learners
 from bridge.core.records import LinkMethod
 from bridge.core.versions import (
+    HORIZON,
     Published,
     RecordChange,
     identity_version,
     identity_versions,
     record_change,
+    sighting_weight,
 )
 
 T0 = datetime(2024, 4, 1, tzinfo=UTC)
@@ -51,15 +53,15 @@ def test_a_retired_record_comes_back_without_a_second_tombstone() -> None:
     assert record_change('{"v":1}', 1, Published('{"v":1}', 5, retired=True)) is RecordChange.UPDATE
 
 
-# Identities: the version is the component's size; without one it rises by one.
+# Identities: the version weighs the component's identity evidence; without one it rises by one.
 
 
-def test_an_identity_unchanged_whose_component_did_not_grow_is_not_republished() -> None:
+def test_an_identity_unchanged_whose_version_did_not_move_is_not_republished() -> None:
     assert identity_version("s", 4, "s", 4, live=True) is None
     assert identity_version("s", None, "s", 4, live=True) is None
 
 
-def test_a_live_identity_is_republished_when_its_component_grew() -> None:
+def test_a_live_identity_is_republished_when_its_version_moved() -> None:
     assert identity_version("s", 6, "s", 4, live=True) == 6
 
 
@@ -72,27 +74,60 @@ def test_an_identity_version_never_falls() -> None:
     assert identity_version("t", None, "s", 4, live=True) == 5
     assert identity_version("t", 3, "s", 4, live=True) == 5
     assert identity_version("t", 1, None, 0, live=True) == 1
+    # A version published by the rule before (events counted) is far below the weights.
+    assert identity_version("t", sighting_weight(Sighting(T0, "e")), "s", 250, live=True) > 250
 
 
-def _account(key: AccountKey, **docs: int) -> AccountEvidence:
-    ev = AccountEvidence(key, Sighting(T0, f"first-{key.account}"))
-    ev.documents.update({("RESIDENT_ID", digest): Sighting(T0, f"e-{digest}") for digest in docs})
+def _account(key: AccountKey, first: datetime = T0, **docs: int) -> AccountEvidence:
+    ev = AccountEvidence(key, Sighting(first, f"first-{key.account}"))
+    ev.documents.update({("RESIDENT_ID", digest): Sighting(first, f"e-{digest}") for digest in docs})
     return ev
 
 
-def test_identity_versions_count_the_events_and_decisions_of_each_component() -> None:
-    accounts = {A: _account(A, r1=0), B: _account(B, r1=0), C: _account(C)}
+def test_a_slot_weighs_the_seconds_from_its_first_sighting_to_the_horizon_and_its_ties() -> None:
+    seen = Sighting(datetime(2099, 12, 31, 23, 59, 0, 500_000, tzinfo=UTC), "e")
+    assert sighting_weight(seen) == 60 + 1
+    assert sighting_weight(seen, ties=3) == 60 + 3
+    # Earlier by a whole second: one more; within the same second: the same (a tie counts it).
+    assert sighting_weight(seen._replace(at=seen.at - timedelta(seconds=1))) == 61 + 1
+    assert sighting_weight(seen._replace(at=seen.at - timedelta(microseconds=400_000))) == 60 + 1
+    # Never below 1 + 1, even past the horizon.
+    assert sighting_weight(Sighting(HORIZON + timedelta(days=1), "e")) == 2
+    # Another time zone is the same instant.
+    assert sighting_weight(Sighting(T0.astimezone(timezone(timedelta(hours=8))), "e")) == sighting_weight(Sighting(T0, "e"))
+
+
+def test_identity_versions_weigh_the_slots_and_count_the_decisions_of_each_component() -> None:
+    accounts = {A: _account(A, r1=0), B: _account(B, T0 + timedelta(days=1), r1=0), C: _account(C)}
     links = [OperatorLink("d1", C, A, T0)]
     outcome = cluster(accounts, links)
-    courses = {A: {"k1": 2}, B: {"k1": 1, "k2": 1}, C: {"k3": 1}}
-    versions = identity_versions(courses, links, set(), outcome, {A: placed(A), B: placed(B), C: placed(C)})
-    # One learner: 5 events and one decision. B's and C's former learners follow their founders.
-    assert versions == {A.learner_id: 6, B.learner_id: 6, C.learner_id: 6}
+    ties = {(A, "", ""): 2, (B, "RESIDENT_ID", "r1"): 3}
+    versions = identity_versions(accounts, ties, links, set(), outcome, {A: placed(A), B: placed(B), C: placed(C)})
+    w0, w1 = sighting_weight(Sighting(T0, "")) - 1, sighting_weight(Sighting(T0 + timedelta(days=1), "")) - 1
+    # A: account (2 ties) and document; B: account and document (3 ties); C: account; one decision.
+    expected = (w0 + 2) + (w0 + 1) + (w1 + 1) + (w1 + 3) + (w0 + 1) + 1
+    # One learner. B's and C's former learners follow their founders.
+    assert versions == {A.learner_id: expected, B.learner_id: expected, C.learner_id: expected}
+
+
+def test_identity_versions_rise_with_new_evidence_or_an_earlier_sighting_and_ignore_later_events() -> None:
+    def version(*accounts: AccountEvidence, ties: dict | None = None) -> int:
+        evidence = {a.key: a for a in accounts}
+        return identity_versions(evidence, ties or {}, [], set(), cluster(evidence), {})[A.learner_id]
+
+    base = version(_account(A, r1=0))
+    assert version(_account(A, r1=0, r2=0)) > base  # new evidence
+    assert version(_account(A, r1=0), _account(B, T0 + timedelta(days=3), r1=0)) > base  # a new account
+    assert version(_account(A, T0 - timedelta(seconds=1), r1=0)) > base  # seen a second earlier
+    assert version(_account(A, r1=0), ties={(A, "", ""): 2}) > base  # another event in the first second
+    # The same evidence, whichever event showed it later: the same version.
+    assert version(_account(A, r1=0)) == base
 
 
 def test_identity_versions_count_a_reject_decision() -> None:
     outcome = Clustering({A: placed(A)}, (), {A: A})
-    assert identity_versions({A: {"k": 1}}, [], {A}, outcome, {}) == {A.learner_id: 2}
+    account = _account(A)
+    assert identity_versions({A: account}, {}, [], {A}, outcome, {}) == {A.learner_id: sighting_weight(account.first) + 1}
 
 
 # Merges: a learner left without accounts follows its founding account, or its first former one.
