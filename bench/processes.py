@@ -68,6 +68,51 @@ class Process:
     def stop(self, timeout_s: float = 30.0) -> None:
         stop_process(self.popen, timeout_s)
 
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid]
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def peak_rss_mb(self) -> float | None:
+        return peak_rss_mb(self.pid)
+
+
+@dataclass
+class ProcessGroup:
+    """Several processes of one system under test (workers of one consumer group), seen as one:
+    alive while all are, CPU summed, memory the largest single process (what a pod must hold)."""
+
+    members: list[Process]
+
+    @property
+    def pid(self) -> int:
+        return self.members[0].pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [m.pid for m in self.members]
+
+    @property
+    def log_path(self) -> Path:
+        return self.members[0].log_path
+
+    def check_alive(self) -> None:
+        for member in self.members:
+            member.check_alive()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        for member in self.members:
+            member.stop(timeout_s)
+
+    def cpu_seconds(self) -> float:
+        return sum(m.cpu_seconds() for m in self.members)
+
+    def peak_rss_mb(self) -> float | None:
+        peaks = [p for m in self.members if (p := m.peak_rss_mb()) is not None]
+        return max(peaks) if peaks else None
+
 
 def base_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "BENCH_"))}

@@ -127,7 +127,8 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def ratio_line(bridge_sqlite: Result | None, faust: Result | None) -> str:
-    """The last line of the output: bridge on SQLite throughput over the Faust pass-through's."""
-    value = ratio(bridge_sqlite.throughput if bridge_sqlite else None, faust.throughput if faust else None)
-    return f"throughput_ratio_vs_faust_passthrough={'nan' if value is None else format(value, '.2f')}"
+def ratio_line(bridge: Result | None, faust: Result | None, name: str = "throughput_ratio_vs_faust_passthrough") -> str:
+    """``name=X.XX``: the bridge's throughput over the Faust pass-through's (``nan``: one is missing).
+    The last line of the output is the bridge on SQLite; the one before it, on PostgreSQL."""
+    value = ratio(bridge.throughput if bridge else None, faust.throughput if faust else None)
+    return f"{name}={'nan' if value is None else format(value, '.2f')}"

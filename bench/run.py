@@ -5,7 +5,8 @@ pass-through, (b) a minimal Faust agent that decodes and re-sends each message, 
 to end (a ``bridge worker`` process: raw platform events in, credit records out) on SQLite and on
 PostgreSQL. Then the growth figures: the bridge's cost per event with a small and a large registry
 preloaded by :mod:`bench.loader`, and the worker's peak memory. Prints a table, the growth lines
-and, last, ``throughput_ratio_vs_faust_passthrough=X.XX`` (bridge on SQLite / (b)).
+then ``postgres_ratio_vs_faust_passthrough=X.XX`` (bridge on PostgreSQL / (b); ``nan`` when
+PostgreSQL was skipped) and, last, ``throughput_ratio_vs_faust_passthrough=X.XX`` (bridge on SQLite / (b)).
 
 ``--quick`` (``make bench-quick``) finishes within a few minutes on two cores; the full run
 (``make bench``) takes longer, mostly to load 1,000,000 learners. Never a pass/fail gate: the
@@ -264,6 +265,7 @@ async def execute(plan: Plan) -> int:
 
     faust = next((r for r in runner.results if r.name == "faust pass-through"), None)
     bridge = next((r for r in runner.results if r.name == "bridge SQLite"), None)
+    postgres = next((r for r in runner.results if r.name == "bridge PostgreSQL"), None)
     print()
     print(f"machine: {machine()}")
     print(f"command: python -m bench.run {' '.join(sys.argv[1:])}".rstrip())
@@ -274,6 +276,7 @@ async def execute(plan: Plan) -> int:
         print(f"note: {note}")
     print()
     print(format_growth(small, large, quick=plan.quick) if plan.growth else "growth: skipped (--skip-growth)")
+    print(ratio_line(postgres, faust, "postgres_ratio_vs_faust_passthrough"))
     print(ratio_line(bridge, faust))
     return 0 if bridge and faust else 1
 

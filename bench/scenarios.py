@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from bench import kafkaio
 from bench.kafkaio import Consumed, Produced
 from bench.passthrough import SOURCE_HEADER, parse_source
-from bench.processes import BenchError, Process, base_env, cpu_seconds, http_get, metric_values, peak_rss_mb
+from bench.processes import BenchError, Process, ProcessGroup, base_env, http_get, metric_values
 from bench.report import Result, percentile
 from bench.workload import Workload, event_key
 from bridge.tools.admin import apply_topics
@@ -64,7 +64,10 @@ class System(ABC):
 
     name: str
     output_topics: Sequence[str]
-    process: Process
+    process: Process | ProcessGroup
+    #: Started on empty topics and measured from the first preloaded message (several workers:
+    #: the group settles its assignment before the clock starts, see METHOD).
+    warm: bool = False
 
     @abstractmethod
     def launch(self, settings: Settings, workdir: Path) -> None:
@@ -112,7 +115,7 @@ class Passthrough(System):
         while not self.status.exists() or not self.status.read_text():
             self.process.check_alive()
             await asyncio.sleep(START_POLL_S)
-        cpu = cpu_seconds(self.process.pid)
+        cpu = self.process.cpu_seconds()
         return Start(json.loads(self.status.read_text())["first_consumed"], cpu, "reported by the pass-through")
 
     def expected_outputs(self, inputs: int) -> int | None:
@@ -145,11 +148,13 @@ class Passthrough(System):
 
 
 class Bridge(System):
-    """(c) a real ``bridge worker`` process, on SQLite or PostgreSQL."""
+    """(c) real ``bridge worker`` processes (one by default) in one consumer group, on SQLite or PostgreSQL."""
 
-    def __init__(self, name: str, database_url: str) -> None:
+    def __init__(self, name: str, database_url: str, workers: int = 1) -> None:
         self.name = name
         self.database_url = database_url
+        self.workers = workers
+        self.warm = workers > 1
         self.output_topics = tuple(t.name for t in catalogue.OUTPUT_TOPICS)
         # Reads only, after the worker is idle; a plain engine, because the bridge's SQLite
         # engine opens every transaction with BEGIN IMMEDIATE (a write lock).
@@ -157,40 +162,76 @@ class Bridge(System):
         self._engine = create_engine(url) if url.get_backend_name() == "sqlite" else build_engine(database_url)
 
     def launch(self, settings: Settings, workdir: Path) -> None:
-        self.base = f"http://127.0.0.1:{settings.web_port}"
-        slug = self.name.replace(" ", "-").replace("/", "-")
-        self.process = Process.start(["-m", "bridge", "worker"], base_env(settings), workdir / f"{slug}.log")
+        slug = self.name.replace(" ", "-").replace("/", "-").replace(",", "")
+        members, self.bases = [], []
+        for index in range(self.workers):
+            port = settings.web_port if index == 0 else free_port()
+            env = base_env(settings)
+            env["BRIDGE_WEB_PORT"] = str(port)
+            self.bases.append(f"http://127.0.0.1:{port}")
+            log = workdir / (f"{slug}.log" if self.workers == 1 else f"{slug}-{index + 1}.log")
+            members.append(Process.start(["-m", "bridge", "worker"], env, log))
+        self.process = members[0] if self.workers == 1 else ProcessGroup(members)
+
+    async def _all_ready(self) -> None:
+        for base in self.bases:
+            while (await asyncio.to_thread(http_get, base + "/readyz"))[0] != 200:
+                self.process.check_alive()
+                await asyncio.sleep(START_POLL_S)
+
+    async def assigned(self, partitions: int) -> None:
+        """Wait until the group has settled: every worker ready and all ``partitions`` assigned."""
+        await self._all_ready()
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self.process.check_alive()
+            counts = []
+            for base in self.bases:
+                _, body = await asyncio.to_thread(http_get, base + "/metrics")
+                counts.append(metric_values(body, "bridge_assigned_partitions").get("", 0.0))
+            if all(counts) and sum(counts) >= partitions:
+                return
+            await asyncio.sleep(POLL_S)
+        raise BenchError(f"{self.name}: the group did not assign {partitions} partitions in {STALL_TIMEOUT_S:.0f}s")
 
     async def started(self) -> Start:
-        while (await asyncio.to_thread(http_get, self.base + "/readyz"))[0] != 200:
-            self.process.check_alive()
-            await asyncio.sleep(START_POLL_S)
-        ready_at, cpu = time.time(), cpu_seconds(self.process.pid)
+        await self._all_ready()
+        ready_at, cpu = time.time(), self.process.cpu_seconds()
         # The first batch's start: its end (the first sample that counts it) minus its duration.
         deadline = time.monotonic() + STALL_TIMEOUT_S
         while time.monotonic() < deadline:
             self.process.check_alive()
-            status, body = await asyncio.to_thread(http_get, self.base + "/metrics")
-            seen = time.time()
-            count = metric_values(body, "bridge_batch_duration_seconds_count").get("")
-            if status == 200 and count is None:
-                break  # the metric is gone: fall back to readiness
-            if count:
-                spent = metric_values(body, "bridge_batch_duration_seconds_sum").get("", 0.0)
-                return Start(seen - spent, cpu, "first batch (/metrics)")
+            starts = []
+            for base in self.bases:
+                status, body = await asyncio.to_thread(http_get, base + "/metrics")
+                seen = time.time()
+                count = metric_values(body, "bridge_batch_duration_seconds_count").get("")
+                if status == 200 and count is None:
+                    return Start(ready_at, cpu, "readiness (/readyz)")  # the metric is gone
+                if count:
+                    starts.append(seen - metric_values(body, "bridge_batch_duration_seconds_sum").get("", 0.0))
+            if starts:
+                return Start(min(starts), cpu, "first batch (/metrics)")
             await asyncio.sleep(START_POLL_S)
         return Start(ready_at, cpu, "readiness (/readyz)")
+
+    def metric_total(self, name: str) -> float | None:
+        """``name`` summed over every series and every worker; ``None`` if a worker did not answer."""
+        total = 0.0
+        for base in self.bases:
+            status, body = http_get(base + "/metrics")
+            if status != 200:
+                return None
+            total += sum(metric_values(body, name).values())
+        return total
 
     def settled(self) -> bool:
         with self._engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(schema.outbox)).scalar_one() == 0
 
     def expected_outputs(self, inputs: int) -> int | None:
-        status, body = http_get(self.base + "/metrics")
-        if status != 200:
-            return None
-        published = metric_values(body, "bridge_messages_published_total")
-        return int(sum(published.values())) if published else None
+        published = self.metric_total("bridge_messages_published_total")
+        return int(published) if published else None
 
     def _first_output(self, outputs: Sequence[Consumed]) -> tuple[dict[tuple[str, str], int], dict[tuple[str, int, int], int]]:
         by_event: dict[tuple[str, str], int] = {}
@@ -287,14 +328,26 @@ async def run(system: System, workload: Workload, *, workdir: Path, rate: float,
         if isinstance(system, Passthrough):
             await kafkaio.create_topic(broker.bootstrap, PASSTHROUGH_TOPIC, settings.topic_partitions)
         show(f"{system.name}: broker at {broker.url}; preloading {len(workload.preloaded)} messages")
-        phase1 = await kafkaio.preload(broker.bootstrap, workload.preloaded, show)
+        phase1: list[Produced] = []
+        if not system.warm:
+            phase1 = await kafkaio.preload(broker.bootstrap, workload.preloaded, show)
         system.launch(settings, workdir)
         try:
-            start = await system.started()
+            if system.warm:
+                assert isinstance(system, Bridge)
+                partitions = sum(t.partitions_or(settings.topic_partitions) for t in catalogue.INPUT_TOPICS)
+                show(f"{system.name}: waiting for {system.workers} workers to share {partitions} partitions")
+                await system.assigned(partitions)
+                cpu_before = system.process.cpu_seconds()
+                phase1 = await kafkaio.preload(broker.bootstrap, workload.preloaded, show)
+                first = min((p.timestamp_ms for p in phase1), default=int(time.time() * 1000))
+                start = Start(first / 1000, cpu_before, "first preloaded message (warm group)")
+            else:
+                start = await system.started()
             if on_started:
                 on_started(system.process.pid)
             await _wait_committed(system, broker.bootstrap, settings.group_id, kafkaio.ends_of(phase1), show)
-            cpu_end = cpu_seconds(system.process.pid)
+            cpu_end = system.process.cpu_seconds()
             if on_phase1:
                 on_phase1()
             phase2: list[Produced] = []
@@ -305,7 +358,7 @@ async def run(system: System, workload: Workload, *, workdir: Path, rate: float,
                     system, broker.bootstrap, settings.group_id, kafkaio.ends_of([*phase1, *phase2]), show
                 )
             expected = system.expected_outputs(len(phase1) + len(phase2))
-            peak = peak_rss_mb(system.process.pid)
+            peak = system.process.peak_rss_mb()
         finally:
             system.process.stop()
         show(f"{system.name}: reading the output topics")

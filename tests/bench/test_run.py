@@ -111,6 +111,54 @@ def test_ratio_line_is_bridge_over_faust_with_two_decimals() -> None:
     assert ratio_line(Result("bridge SQLite", 3000, 1000.0), faust) == "throughput_ratio_vs_faust_passthrough=0.50"
     assert ratio_line(None, faust) == "throughput_ratio_vs_faust_passthrough=nan"
     assert ratio_line(Result("bridge SQLite", 3000, 1000.0), Result("faust", 1, None)).endswith("=nan")
+    postgres = ratio_line(Result("bridge PostgreSQL", 3000, 1700.0), faust, "postgres_ratio_vs_faust_passthrough")
+    assert postgres == "postgres_ratio_vs_faust_passthrough=0.85"
+
+
+def test_a_group_of_workers_is_one_system_under_test(tmp_path: Path) -> None:
+    from bench.processes import Process, ProcessGroup
+
+    sleepers = [Process.start(["-c", "import time; time.sleep(30)"], {}, tmp_path / f"{n}.log") for n in range(2)]
+    group = ProcessGroup(sleepers)
+    try:
+        assert group.pids == [p.pid for p in sleepers] and group.pid == sleepers[0].pid
+        group.check_alive()
+        assert group.cpu_seconds() >= 0.0
+        assert group.peak_rss_mb() == max(p.peak_rss_mb() for p in sleepers)
+        sleepers[1].stop()
+        with pytest.raises(Exception, match="exited"):
+            group.check_alive()
+    finally:
+        group.stop()
+
+
+def test_several_bridge_workers_start_warm_and_one_does_not() -> None:
+    assert not Bridge.__new__(Bridge).warm
+    system = Bridge("bridge PostgreSQL, 2 workers", "sqlite:///:memory:", workers=2)
+    try:
+        assert system.warm and system.workers == 2
+        assert not Bridge("bridge SQLite", "sqlite:///:memory:").warm
+    finally:
+        system.close()
+
+
+def test_scaleout_table_gives_ratios_against_one_worker_of_the_same_store() -> None:
+    from bench.scaleout import Row, build_parser, format_rows
+
+    rows = [
+        Row("PostgreSQL", 1, 1000, throughput=500.0, conflicts=0.0, pg={"xact_commit": 100.0, "tup_inserted": 3000.0}),
+        Row("PostgreSQL", 2, 1000, throughput=800.0, conflicts=2.5),
+        Row("SQLite", 2, 1000, throughput=None, note="FAILED: x"),
+    ]
+    text = format_rows(rows).splitlines()
+    assert "x 1 worker" in text[0]
+    assert text[2].split()[:4] == ["PostgreSQL", "1", "500", "1.00"]
+    assert text[3].split()[:5] == ["PostgreSQL", "2", "800", "1.60", "2.5"]
+    assert "0.100" in text[2] and "3.0" in text[2]  # 100 transactions and 3,000 rows written per 1,000 events
+    assert text[4].split()[:4] == ["SQLite", "2", "-", "-"] and text[4].endswith("FAILED: x")
+    assert build_parser().parse_args(["--workers", "1,3"]).workers == [1, 3]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--workers", "0,2"])
 
 
 # -- what the harness reads -------------------------------------------------------------------
