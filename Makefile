@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test typecheck unit integration schemas bench bench-quick bench-crowd bench-backfill clean
+.PHONY: demo test typecheck unit integration schemas bench bench-quick bench-crowd bench-backfill bench-scaleout clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-crowd: $(STAMP)
 ## Backfill rate against the streamed rate of the same machine (issue 15).
 bench-backfill: $(STAMP)
 	$(PY) -m bench.backfill
+
+## Several workers of one group on one PostgreSQL: throughput, conflicts and database work per event (issue 14).
+bench-scaleout: $(STAMP)
+	$(PY) -m bench.scaleout
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -40,6 +40,7 @@ from bridge.core.identity import NAME_MOBILE, AccountEvidence, AccountKey, Evide
 from bridge.core.contents import NewContent
 from bridge.core.pseudonym import Pseudonymiser
 from bridge.core.records import AccountRef, LearnerIdentity, Link, record_id_for
+from bridge.core.versions import Slot, evidence_slots, identity_versions, second_of
 from adapters.ou import TOPIC as OU_TOPIC
 from adapters.union import TOPIC as UNION_TOPIC
 from bridge.store import schema as t
@@ -135,7 +136,8 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
              NewContent.of(event, pseudonymiser).digests[key_id], key_id, 1, evidence_column)
         )
 
-    placements = cluster(evidence).placements
+    outcome = cluster(evidence)
+    placements = outcome.placements
     learner_ids = {p.learner_id for p in placements.values()}
     if len(learner_ids) != 1:
         raise AssertionError(f"synthetic learner {learner.index} clustered into {len(learner_ids)} learners")
@@ -164,9 +166,18 @@ def learner_rows(learner: SyntheticLearner, pseudonymiser: Pseudonymiser, course
         merged_into=None,
         version=1,
     )
-    # An identity's version is the number of events of its evidence component: all of its events.
+    # An identity's version weighs each slot (account, digest) by its first sighting, plus the
+    # events that showed it within that second (bridge.core.versions); every event here shows
+    # every digest of the person.
+    ties: dict[Slot, int] = {}
+    for event in events:
+        second = second_of(event.occurred_at)
+        for slot, seen in evidence_slots(evidence[AccountKey(event.platform, event.account)]).items():
+            if second_of(seen.at) == second:
+                ties[slot] = ties.get(slot, 0) + 1
+    version = identity_versions(evidence, ties, [], (), outcome, {})[learner_id]
     state = identity.model_dump_json(exclude={"version"})
-    by_table[t.learners.name].append((learner_id, None, len(events), state, published_identity(state, len(events))))
+    by_table[t.learners.name].append((learner_id, None, version, state, published_identity(state, version)))
 
     for course_key, facts in facts_by_course.items():
         state = derive_record(learner_id, course_key, facts, hours_per_credit)

@@ -17,7 +17,7 @@ from bridge.core.contents import StoredContent, plain_order
 from bridge.core.credits import CreditFact
 from bridge.core.identity import NAME_MOBILE, AccountKey, EvidenceItem, Sighting
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks, pairs_in
+from bridge.store.base import Repository, as_utc, bulk_insert, chunks, members, pairs_in
 from bridge.store.identity import SET_ACCOUNT_FIRST, SET_EVIDENCE_FIRST
 from bridge.store.ledger import _fact, evidence_items
 
@@ -92,7 +92,7 @@ class ContentsRepository(Repository):
         for chunk in chunks(sorted(set(keys))):
             for r in self.conn.execute(
                 select(f.platform, f.event_id, f.content_digest, f.content_key_id).where(
-                    pairs_in(f.platform, f.event_id, chunk)
+                    pairs_in(f.platform, f.event_id, chunk, self.postgres)
                 )
             ):
                 found[(r.platform, r.event_id)] = (r.content_digest, r.content_key_id)
@@ -104,7 +104,7 @@ class ContentsRepository(Repository):
         f = t.credit_facts.c
         found: dict[tuple[str, str], StoredFact] = {}
         for chunk in chunks(sorted(set(keys))):
-            for r in self.conn.execute(select(t.credit_facts).where(pairs_in(f.platform, f.event_id, chunk))):
+            for r in self.conn.execute(select(t.credit_facts).where(pairs_in(f.platform, f.event_id, chunk, self.postgres))):
                 fact = _fact(r)
                 found[(r.platform, r.event_id)] = StoredFact(
                     account=AccountKey(r.platform, r.account),
@@ -121,7 +121,7 @@ class ContentsRepository(Repository):
         for chunk in chunks(sorted(found)):
             for r in self.conn.execute(
                 select(rc.platform, rc.event_id, rc.content_digest, rc.content_key_id).where(
-                    pairs_in(rc.platform, rc.event_id, chunk)
+                    pairs_in(rc.platform, rc.event_id, chunk, self.postgres)
                 )
             ):
                 found[(r.platform, r.event_id)].rejected[r.content_digest] = r.content_key_id
@@ -131,7 +131,7 @@ class ContentsRepository(Repository):
         """Keep the contents that lost (one statement): a redelivery of one is then a duplicate.
         Rows: platform, event_id, content_digest, content_key_id, topic, partition, offset, rejected_at."""
         if rows:
-            self.conn.execute(insert(t.rejected_contents), rows)
+            bulk_insert(self.conn, t.rejected_contents, rows)
 
     def set_contents(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Set how many distinct contents these stored event ids have shown (one statement)."""
@@ -167,7 +167,7 @@ class ContentsRepository(Repository):
         for chunk in chunks(refs):
             for r in self.conn.execute(
                 select(a.platform, a.account, a.learner_id, a.first_at, a.first_event_id).where(
-                    pairs_in(a.platform, a.account, chunk)
+                    pairs_in(a.platform, a.account, chunk, self.postgres)
                 )
             ):
                 key = AccountKey(r.platform, r.account)
@@ -178,7 +178,7 @@ class ContentsRepository(Repository):
         learners = sorted({lid for lid in learner_of.values() if lid is not None})
         for chunk in chunks(learners):
             out.accounts.update(
-                AccountKey(p, acc) for p, acc in self.conn.execute(select(a.platform, a.account).where(a.learner_id.in_(chunk)))
+                AccountKey(p, acc) for p, acc in self.conn.execute(select(a.platform, a.account).where(members(a.learner_id, chunk, self.postgres)))
             )
         for l in losers:
             learner = learner_of.get(l.account)
@@ -188,19 +188,19 @@ class ContentsRepository(Repository):
         keys = sorted(l.key for l in losers)
         dq = t.data_quality.c
         for chunk in chunks(keys):
-            self.conn.execute(delete(t.credit_facts).where(pairs_in(f.platform, f.event_id, chunk)))
-            self.conn.execute(delete(t.data_quality).where(pairs_in(dq.platform, dq.event_id, chunk)))
+            self.conn.execute(delete(t.credit_facts).where(pairs_in(f.platform, f.event_id, chunk, self.postgres)))
+            self.conn.execute(delete(t.data_quality).where(pairs_in(dq.platform, dq.event_id, chunk, self.postgres)))
 
         remaining: dict[AccountKey, list] = {k: [] for k in affected}
         rows_of: dict[AccountKey, list] = {k: [] for k in affected}
         for chunk in chunks(refs):
             for r in self.conn.execute(
                 select(f.platform, f.account, f.event_id, f.occurred_at, f.evidence).where(
-                    pairs_in(f.platform, f.account, chunk)
+                    pairs_in(f.platform, f.account, chunk, self.postgres)
                 )
             ):
                 remaining[AccountKey(r.platform, r.account)].append(r)
-            for r in self.conn.execute(select(t.evidence).where(pairs_in(e.platform, e.account, chunk))):
+            for r in self.conn.execute(select(t.evidence).where(pairs_in(e.platform, e.account, chunk, self.postgres))):
                 rows_of[AccountKey(r.platform, r.account)].append(r)
 
         drop_evidence, drop_accounts, firsts, evidence_firsts = [], [], [], []
@@ -257,14 +257,14 @@ class ContentsRepository(Repository):
         mobile = sorted(d for kind, d in digests if kind == NAME_MOBILE)
         for chunk in chunks(mobile):
             for digest in self.conn.execute(
-                select(s.digest).where(s.kind == NAME_MOBILE, s.digest.in_(chunk), s.holders > max_shared)
+                select(s.digest).where(s.kind == NAME_MOBILE, members(s.digest, chunk, self.postgres), s.holders > max_shared)
             ).scalars():
                 digests.discard((NAME_MOBILE, digest))
         for chunk in chunks(sorted(digests)):
             out.accounts.update(
                 AccountKey(p, acc)
                 for p, acc in self.conn.execute(
-                    select(e.platform, e.account).where(pairs_in(e.kind, e.digest, chunk)).distinct()
+                    select(e.platform, e.account).where(pairs_in(e.kind, e.digest, chunk, self.postgres)).distinct()
                 )
             )
         out.accounts -= set(out.vanished)
@@ -281,7 +281,7 @@ class ContentsRepository(Repository):
         s = t.shared_evidence.c
         for chunk in chunks(sorted(released)):
             self.conn.execute(
-                delete(t.shared_evidence).where(s.kind == NAME_MOBILE, s.digest.in_(chunk), s.holders <= 0)
+                delete(t.shared_evidence).where(s.kind == NAME_MOBILE, members(s.digest, chunk, self.postgres), s.holders <= 0)
             )
 
 

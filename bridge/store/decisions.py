@@ -14,11 +14,12 @@ from bridge.store import schema as t
 from bridge.store.base import Repository, as_utc, pairs_in
 
 
-def decision_touches(refs: Iterable[tuple[str, str]]) -> ColumnElement[bool]:
+def decision_touches(refs: Iterable[tuple[str, str]], postgres: bool = False) -> ColumnElement[bool]:
     """The decisions on one of these (platform, account), or naming one of them as the anchor."""
     d = t.decisions.c
     pairs = list(refs)
-    return or_(pairs_in(d.platform, d.account, pairs), pairs_in(d.anchor_platform, d.anchor_account, pairs))
+    return or_(pairs_in(d.platform, d.account, pairs, postgres),
+               pairs_in(d.anchor_platform, d.anchor_account, pairs, postgres))
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class DecisionRepository(Repository):
         d = t.decisions.c
         rows = self.conn.execute(
             select(t.decisions)
-            .where(decision_touches((k.platform, k.account) for k in keys))
+            .where(decision_touches(((k.platform, k.account) for k in keys), self.postgres))
             .order_by(d.decided_at, d.decision_id)
         )
         return [

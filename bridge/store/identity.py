@@ -20,16 +20,16 @@ from bridge.core.identity import Placement
 from bridge.core.records import LinkMethod
 from bridge.core.versions import second_of
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks, pairs_in
+from bridge.store.base import Repository, as_utc, bulk_insert, chunks, members, pairs_in
 from bridge.store.decisions import decision_touches
 
 
-def _account_in(refs):
-    return pairs_in(t.accounts.c.platform, t.accounts.c.account, refs)
+def _account_in(refs, postgres: bool):
+    return pairs_in(t.accounts.c.platform, t.accounts.c.account, refs, postgres)
 
 
-def _evidence_account_in(refs):
-    return pairs_in(t.evidence.c.platform, t.evidence.c.account, refs)
+def _evidence_account_in(refs, postgres: bool):
+    return pairs_in(t.evidence.c.platform, t.evidence.c.account, refs, postgres)
 
 
 #: Set an account's first sighting (its earliest event).
@@ -70,10 +70,10 @@ _MORE_HOLDERS = (
 _OTHER_ACCOUNT = t.accounts.alias("other")
 
 
-def _holders_of(digests):
+def _holders_of(digests, postgres: bool):
     """The accounts holding any of these ``(kind, digest)`` pairs."""
     e = t.evidence.c
-    return select(e.platform, e.account).where(pairs_in(e.kind, e.digest, digests)).distinct()
+    return select(e.platform, e.account).where(pairs_in(e.kind, e.digest, digests, postgres)).distinct()
 
 
 #: Each evidence row with its digest's holder count (name+mobile only; rule 8).
@@ -83,13 +83,13 @@ _EVIDENCE_WITH_HOLDERS = select(t.evidence, t.shared_evidence.c.holders).select_
 )
 
 
-def _sharing_learner(refs):
+def _sharing_learner(refs, postgres: bool):
     """The accounts, other than ``refs``' own, placed with the learner of one of ``refs``."""
     mine, other = t.accounts, _OTHER_ACCOUNT
     return (
         select(other.c.platform, other.c.account)
         .join_from(mine, other, other.c.learner_id == mine.c.learner_id)
-        .where(_account_in(refs), (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account))
+        .where(_account_in(refs, postgres), (other.c.platform != mine.c.platform) | (other.c.account != mine.c.account))
         .distinct()
     )
 
@@ -168,7 +168,7 @@ class IdentityRepository(Repository):
         a = t.accounts.c
         stored = {}
         for chunk in chunks(sorted((k.platform, k.account) for k in seen)):
-            for r in self.conn.execute(select(a.platform, a.account, a.first_at, a.first_event_id).where(_account_in(chunk))):
+            for r in self.conn.execute(select(a.platform, a.account, a.first_at, a.first_event_id).where(_account_in(chunk, self.postgres))):
                 stored[AccountKey(r.platform, r.account)] = Sighting(as_utc(r.first_at), r.first_event_id)
         new = [
             {"platform": k.platform, "account": k.account, "first_at": s.at, "first_event_id": s.event_id}
@@ -179,7 +179,7 @@ class IdentityRepository(Repository):
             for k, s in seen.items() if k in stored and s < stored[k]
         ]
         if new:
-            self.conn.execute(insert(t.accounts), new)
+            bulk_insert(self.conn, t.accounts, new)
         if earlier:
             self.conn.execute(SET_ACCOUNT_FIRST, earlier)
         return {k for k, s in seen.items() if k not in stored or _moves_first(s, stored[k])}
@@ -197,7 +197,7 @@ class IdentityRepository(Repository):
         stored: dict[tuple[str, str, str, str], Sighting] = {}
         for chunk in chunks(accounts):
             for r in self.conn.execute(
-                select(e.platform, e.account, e.kind, e.digest, e.first_at, e.first_event_id).where(_evidence_account_in(chunk))
+                select(e.platform, e.account, e.kind, e.digest, e.first_at, e.first_event_id).where(_evidence_account_in(chunk, self.postgres))
             ):
                 stored[(r.platform, r.account, r.kind, r.digest)] = Sighting(as_utc(r.first_at), r.first_event_id)
         new, earlier, changed = [], [], set()
@@ -212,7 +212,7 @@ class IdentityRepository(Repository):
             if known is None or _moves_first(sighting, known):
                 changed.add(key)
         if new:
-            self.conn.execute(insert(t.evidence), new)
+            bulk_insert(self.conn, t.evidence, new)
         if earlier:
             self.conn.execute(SET_EVIDENCE_FIRST, earlier)
         crowded = self._count_holders(Counter(row["digest"] for row in new if row["kind"] == NAME_MOBILE), max_shared)
@@ -227,13 +227,13 @@ class IdentityRepository(Repository):
         before: dict[str, int] = {}
         for chunk in chunks(sorted(added)):
             for digest, holders in self.conn.execute(
-                select(s.digest, s.holders).where(s.kind == NAME_MOBILE, s.digest.in_(chunk))
+                select(s.digest, s.holders).where(s.kind == NAME_MOBILE, members(s.digest, chunk, self.postgres))
             ):
                 before[digest] = holders
         fresh = [{"kind": NAME_MOBILE, "digest": d, "holders": n} for d, n in sorted(added.items()) if d not in before]
         grown = [{"b_digest": d, "b_added": n} for d, n in sorted(added.items()) if d in before]
         if fresh:
-            self.conn.execute(insert(t.shared_evidence), fresh)
+            bulk_insert(self.conn, t.shared_evidence, fresh)
         if grown:
             self.conn.execute(_MORE_HOLDERS, grown)
         return {d for d, n in added.items() if before.get(d, 0) <= max_shared < before.get(d, 0) + n}
@@ -257,7 +257,7 @@ class IdentityRepository(Repository):
         found: dict[str, list[AccountKey]] = {}
         for chunk in chunks(sorted(set(digests))):
             for r in self.conn.execute(
-                select(e.digest, e.platform, e.account).where(e.kind == NAME_MOBILE, e.digest.in_(chunk))
+                select(e.digest, e.platform, e.account).where(e.kind == NAME_MOBILE, members(e.digest, chunk, self.postgres))
             ):
                 found.setdefault(r.digest, []).append(AccountKey(r.platform, r.account))
         return {d: sorted(keys) for d, keys in found.items()}
@@ -279,13 +279,13 @@ class IdentityRepository(Repository):
             for chunk in chunks(frontier):
                 refs = [(k.platform, k.account) for k in chunk]
                 placed = False
-                for r in self.conn.execute(select(t.accounts).where(_account_in(refs))):
+                for r in self.conn.execute(select(t.accounts).where(_account_in(refs, self.postgres))):
                     key = AccountKey(r.platform, r.account)
                     snap.evidence[key] = AccountEvidence(key, Sighting(as_utc(r.first_at), r.first_event_id))
                     snap.placements[key] = _placement(r)
                     placed = placed or r.learner_id is not None
                 shared: set[tuple[str, str]] = set()
-                for r in self.conn.execute(_EVIDENCE_WITH_HOLDERS.where(_evidence_account_in(refs))):
+                for r in self.conn.execute(_EVIDENCE_WITH_HOLDERS.where(_evidence_account_in(refs, self.postgres))):
                     ev = snap.evidence.get(AccountKey(r.platform, r.account))
                     if ev is None:
                         continue
@@ -306,10 +306,10 @@ class IdentityRepository(Repository):
                 # search per digest) from what was just read, never a self-join, whose plan a
                 # planner without statistics can start from a crowd's rows.
                 for digests in chunks(sorted(shared)):
-                    found.update(_keys(self.conn.execute(_holders_of(digests))))
+                    found.update(_keys(self.conn.execute(_holders_of(digests, self.postgres))))
                 if placed:
-                    found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs)))
-                for r in self.conn.execute(select(t.decisions).where(decision_touches(refs))):
+                    found.update(AccountKey(p, a) for p, a in self.conn.execute(_sharing_learner(refs, self.postgres)))
+                for r in self.conn.execute(select(t.decisions).where(decision_touches(refs, self.postgres))):
                     decisions[r.decision_id] = r
                     found.add(AccountKey(r.platform, r.account))
                     if r.anchor_platform:
@@ -361,12 +361,12 @@ class IdentityRepository(Repository):
         found: dict[AccountKey, Placement | None] = {}
         learners: set[str] = set()
         for chunk in chunks(refs):
-            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk))):
+            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk, self.postgres))):
                 found[AccountKey(r.platform, r.account)] = _placement(r)
                 if r.learner_id:
                     learners.add(r.learner_id)
         for chunk in chunks(sorted(learners)):
-            for r in self.conn.execute(select(t.accounts).where(t.accounts.c.learner_id.in_(chunk))):
+            for r in self.conn.execute(select(t.accounts).where(members(t.accounts.c.learner_id, chunk, self.postgres))):
                 found[AccountKey(r.platform, r.account)] = _placement(r)
         return found
 
@@ -377,7 +377,7 @@ class IdentityRepository(Repository):
         for chunk in chunks(ids):
             held.update(
                 self.conn.execute(
-                    select(t.accounts.c.learner_id).where(t.accounts.c.learner_id.in_(chunk)).group_by(t.accounts.c.learner_id)
+                    select(t.accounts.c.learner_id).where(members(t.accounts.c.learner_id, chunk, self.postgres)).group_by(t.accounts.c.learner_id)
                 ).scalars()
             )
         return set(ids) - held
@@ -386,7 +386,7 @@ class IdentityRepository(Repository):
         """These accounts as stored; an account not seen yet is left out."""
         found: dict[AccountKey, StoredAccount] = {}
         for chunk in chunks(sorted({(k.platform, k.account) for k in keys})):
-            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk))):
+            for r in self.conn.execute(select(t.accounts).where(_account_in(chunk, self.postgres))):
                 key = AccountKey(r.platform, r.account)
                 found[key] = StoredAccount(key, r.learner_id, r.method, as_utc(r.linked_at), r.event_id,
                                            as_utc(r.first_at), r.first_event_id)
@@ -399,7 +399,7 @@ class IdentityRepository(Repository):
         e = t.evidence.c
         for chunk in chunks(sorted({(k.platform, k.account) for k in wanted})):
             rows = self.conn.execute(
-                select(t.evidence).where(_evidence_account_in(chunk)).order_by(e.platform, e.account, e.kind, e.digest)
+                select(t.evidence).where(_evidence_account_in(chunk, self.postgres)).order_by(e.platform, e.account, e.kind, e.digest)
             )
             for r in rows:
                 found[AccountKey(r.platform, r.account)].append(

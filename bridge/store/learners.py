@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from bridge.core.records import AccountRef, LearnerIdentity, Link, LinkMethod
 from bridge.core.versions import identity_version
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks
+from bridge.store.base import Repository, as_utc, bulk_insert, chunks, members
 from bridge.store.outbox import OutboxRepository
 from topics.catalogue import LEARNER_IDENTITIES
 
@@ -35,15 +35,15 @@ class LearnerRepository(Repository):
         merged_into: dict[str, str | None] = {}
         for chunk in chunks(ids):
             for r in self.conn.execute(
-                select(t.learners.c.learner_id, t.learners.c.merged_into).where(t.learners.c.learner_id.in_(chunk))
+                select(t.learners.c.learner_id, t.learners.c.merged_into).where(members(t.learners.c.learner_id, chunk, self.postgres))
             ):
                 merged_into[r.learner_id] = r.merged_into
         new = [{"learner_id": lid, "version": 0, "merged_into": None} for lid in ids if lid not in merged_into]
         if new:
-            self.conn.execute(insert(t.learners), new)
+            bulk_insert(self.conn, t.learners, new)
         revived = [lid for lid, into in merged_into.items() if into is not None]
         for chunk in chunks(revived):
-            self.conn.execute(update(t.learners).where(t.learners.c.learner_id.in_(chunk)).values(merged_into=None))
+            self.conn.execute(update(t.learners).where(members(t.learners.c.learner_id, chunk, self.postgres)).values(merged_into=None))
 
     def retire_learner(self, learner_id: str, survivor: str) -> list[str]:
         """Mark ``learner_id`` merged into ``survivor``; learners merged into it follow (merges compose).
@@ -70,7 +70,7 @@ class LearnerRepository(Repository):
             # scan of the merged_into index (nearly every learner) instead of primary-key lookups
             # (measured: 0.27 s of 1.9 s with 100,000 learners).
             rows = self.conn.execute(
-                select(t.learners.c.learner_id, t.learners.c.merged_into).where(t.learners.c.learner_id.in_(chunk))
+                select(t.learners.c.learner_id, t.learners.c.merged_into).where(members(t.learners.c.learner_id, chunk, self.postgres))
             )
             found.update(learner_id for learner_id, merged_into in rows if merged_into is None)
         return found
@@ -89,10 +89,10 @@ class LearnerRepository(Repository):
         rows: dict[str, Any] = {}
         links: dict[str, list[Any]] = {lid: [] for lid in ids}
         for chunk in chunks(ids):
-            for r in self.conn.execute(select(t.learners).where(t.learners.c.learner_id.in_(chunk))):
+            for r in self.conn.execute(select(t.learners).where(members(t.learners.c.learner_id, chunk, self.postgres))):
                 rows[r.learner_id] = r
             for r in self.conn.execute(
-                select(t.accounts).where(t.accounts.c.learner_id.in_(chunk)).order_by(t.accounts.c.platform, t.accounts.c.account)
+                select(t.accounts).where(members(t.accounts.c.learner_id, chunk, self.postgres)).order_by(t.accounts.c.platform, t.accounts.c.account)
             ):
                 links[r.learner_id].append(r)
         return rows, links
@@ -150,7 +150,7 @@ class LearnerRepository(Repository):
         rebuild = []
         for chunk in chunks(sorted(set(learner_ids))):
             for row in self.conn.execute(
-                select(t.learners.c.learner_id, t.learners.c.value).where(t.learners.c.learner_id.in_(chunk))
+                select(t.learners.c.learner_id, t.learners.c.value).where(members(t.learners.c.learner_id, chunk, self.postgres))
             ):
                 if row.value is None:
                     rebuild.append(row.learner_id)

@@ -13,7 +13,7 @@ from bridge.core.credits import CreditFact, RecordState
 from bridge.core.evidence import AccountEvidence, AccountKey, EvidenceItem
 from bridge.core.versions import Published, RecordChange, Slot, account_slot, evidence_slots, record_change, record_version, second_of
 from bridge.store import schema as t
-from bridge.store.base import Repository, as_utc, chunks, pairs_in
+from bridge.store.base import Repository, as_utc, bulk_insert, chunks, members, pairs_in
 from bridge.store.outbox import OutboxRepository
 from topics.catalogue import CREDIT_RECORDS
 
@@ -41,7 +41,7 @@ class LedgerRepository(Repository):
     def add_facts(self, rows: list[dict[str, object]]) -> None:
         """Store new facts (one statement); rows come from :func:`fact_row`."""
         if rows:
-            self.conn.execute(insert(t.credit_facts), rows)
+            bulk_insert(self.conn, t.credit_facts, rows)
 
     def course_counts(self, keys: Iterable[AccountKey]) -> dict[AccountKey, dict[str, int]]:
         """How many events each of these accounts has per course key: the sum of its facts'
@@ -55,7 +55,7 @@ class LedgerRepository(Repository):
         for chunk in chunks(sorted((k.platform, k.account) for k in keys)):
             rows = self.conn.execute(
                 select(f.platform, f.account, f.course_key, func.sum(f.contents))
-                .where(pairs_in(f.platform, f.account, chunk))
+                .where(pairs_in(f.platform, f.account, chunk, self.postgres))
                 .group_by(f.platform, f.account, f.course_key)
             )
             for platform, account, course_key, count in rows:
@@ -95,7 +95,7 @@ class LedgerRepository(Repository):
             courses = sorted(set().union(*(wanted[k] for k in chunk)))
             rows = self.conn.execute(
                 select(*_FACT_COLUMNS).where(
-                    pairs_in(f.platform, f.account, [(k.platform, k.account) for k in chunk]), f.course_key.in_(courses)
+                    pairs_in(f.platform, f.account, [(k.platform, k.account) for k in chunk], self.postgres), members(f.course_key, courses, self.postgres)
                 )
             )
             for r in rows:
@@ -116,7 +116,7 @@ class LedgerRepository(Repository):
             rows = self.conn.execute(
                 select(f, a.c.learner_id)
                 .join(a, (a.c.platform == f.c.platform) & (a.c.account == f.c.account))
-                .where(a.c.learner_id.in_(chunk))
+                .where(members(a.c.learner_id, chunk, self.postgres))
             )
             for r in rows:
                 key = (r.learner_id, r.course_key)
@@ -141,7 +141,7 @@ class LedgerRepository(Repository):
         stored = {}
         for chunk in chunks(sorted(s.record_id for s in states)):
             for r in self.conn.execute(
-                select(c.record_id, c.version, c.state, c.value, c.retired).where(c.record_id.in_(chunk))
+                select(c.record_id, c.version, c.state, c.value, c.retired).where(members(c.record_id, chunk, self.postgres))
             ):
                 stored[r.record_id] = r
         new, changed, restart, queue = [], [], [], []
@@ -164,7 +164,7 @@ class LedgerRepository(Repository):
                 changed.append({"b_record": record_id, **{f"b_{k}": v for k, v in values.items()}})
             queue.append(record_id)
         if new:
-            self.conn.execute(insert(t.credit_records), new)
+            bulk_insert(self.conn, t.credit_records, new)
         if changed:
             self.conn.execute(_CHANGED_RECORD, changed)
         self.outbox.enqueue_many(CREDIT_RECORDS.name, restart, tombstone=True)
@@ -176,16 +176,16 @@ class LedgerRepository(Repository):
         c = t.credit_records.c
         live = []
         for chunk in chunks(sorted(set(record_ids))):
-            live += self.conn.execute(select(c.record_id).where(c.record_id.in_(chunk), c.retired.is_(False))).scalars().all()
+            live += self.conn.execute(select(c.record_id).where(members(c.record_id, chunk, self.postgres), c.retired.is_(False))).scalars().all()
         for chunk in chunks(live):
-            self.conn.execute(update(t.credit_records).where(c.record_id.in_(chunk)).values(retired=True))
+            self.conn.execute(update(t.credit_records).where(members(c.record_id, chunk, self.postgres)).values(retired=True))
         self.outbox.enqueue_many(CREDIT_RECORDS.name, live)
         return len(live)
 
     def record_dqs(self, rows: list[dict[str, str]]) -> None:
         """Note data-quality problems of new events (one statement)."""
         if rows:
-            self.conn.execute(insert(t.data_quality), rows)
+            bulk_insert(self.conn, t.data_quality, rows)
 
     def published_records(self, record_ids: Iterable[str]) -> dict[str, str | None]:
         """The published value of each of these records that exists, a few queries for all of
@@ -194,7 +194,7 @@ class LedgerRepository(Repository):
         values: dict[str, str | None] = {}
         for chunk in chunks(sorted(set(record_ids))):
             for row in self.conn.execute(
-                select(c.record_id, c.state, c.value, c.version, c.retired).where(c.record_id.in_(chunk))
+                select(c.record_id, c.state, c.value, c.version, c.retired).where(members(c.record_id, chunk, self.postgres))
             ):
                 values[row.record_id] = None if row.retired else published_record(row)
         return values

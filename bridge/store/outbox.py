@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 
 from bridge.store import schema as t
-from bridge.store.base import Repository, pairs_in
+from bridge.store.base import Repository, bulk_insert, members, pairs_in
 from topics.catalogue import CREDIT_RECORDS
 
 
@@ -30,9 +30,9 @@ class OutboxRepository(Repository):
         self.conn.execute(insert(t.outbox).values(topic=topic, key=key, tombstone=tombstone))
 
     def enqueue_many(self, topic: str, keys: Sequence[str], *, tombstone: bool = False) -> None:
-        """Queue these keys in order (one statement)."""
+        """Queue these keys in order (one statement; on PostgreSQL one COPY, whose rows take their ids in order)."""
         if keys:
-            self.conn.execute(insert(t.outbox), [{"topic": topic, "key": k, "tombstone": tombstone} for k in keys])
+            bulk_insert(self.conn, t.outbox, [{"topic": topic, "key": k, "tombstone": tombstone} for k in keys])
 
     def pending(self, limit: int) -> list[OutboxEntry]:
         query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
@@ -51,11 +51,11 @@ class OutboxRepository(Repository):
     def _lock(self, column, keys: Sequence[str]) -> None:
         # SQLite needs nothing: its writers are serialised by the database lock.
         if self.postgres and keys:
-            self.conn.execute(select(column).where(column.in_(sorted(keys))).order_by(column).with_for_update()).all()
+            self.conn.execute(select(column).where(members(column, sorted(keys), True)).order_by(column).with_for_update()).all()
 
     def done(self, ids: Sequence[int]) -> None:
         if ids:
-            self.conn.execute(delete(t.outbox).where(t.outbox.c.id.in_(list(ids))))
+            self.conn.execute(delete(t.outbox).where(members(t.outbox.c.id, ids, self.postgres)))
 
     def hold(self, topic: str, key: str, size: int, at: datetime) -> None:
         """Note that the current value of ``key`` is held back: it exceeds the message bound."""
@@ -68,7 +68,7 @@ class OutboxRepository(Repository):
         held = t.held_outputs.c
         pairs = list(published)
         if pairs:
-            self.conn.execute(delete(t.held_outputs).where(pairs_in(held.topic, held.key, pairs)))
+            self.conn.execute(delete(t.held_outputs).where(pairs_in(held.topic, held.key, pairs, self.postgres)))
 
     def held(self) -> list[tuple[str, str, int, datetime]]:
         """The values held back, oldest first: ``(topic, key, size in bytes, held since)``."""
