@@ -79,7 +79,8 @@ class Provider:
         return RedirectResponse(f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}", status_code=302)
 
     async def token(self, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        # Parsed by hand: Starlette's request.form() needs python-multipart, which the bridge does not install.
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode()).items()}
         self.token_requests.append(form)
         basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if request.headers.get("authorization") != f"Basic {basic}":
