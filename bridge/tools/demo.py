@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -291,6 +292,10 @@ def practice_guide(env: dict[str, str], key: Path, history: Path) -> str:
     ])
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(*, count: int, seed: int, rate: float | None, workdir: str, keep: bool = False) -> int:
     """Run the demo end to end; returns the exit code. With ``keep``, the broker, the worker and
     the database stay up after the summary, for an operator to practise on, until Ctrl-C."""
@@ -342,11 +347,17 @@ def run_demo(*, count: int, seed: int, rate: float | None, workdir: str, keep: b
                 history = work / "history.jsonl"
                 history.write_bytes(b"\n".join(m.value for m in simulate.generate(HISTORY_MESSAGES, seed=seed + 1)[0]))
                 print(practice_guide(env, key.resolve(), history.resolve()), flush=True)
+                # Ctrl-C (or a TERM) stops it, even when the demo was started with SIGINT
+                # ignored (a background job of a shell without job control inherits that).
+                previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
                 try:
                     while worker.process.poll() is None:
                         time.sleep(1.0)
                 except KeyboardInterrupt:
                     print("\nstopping the worker and the broker", file=sys.stderr)
+                finally:
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
         finally:
             code = worker.stop()
     print(f"\nworker exited with code {code}; database {work / 'bridge.db'}, logs in {work}/")
