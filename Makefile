@@ -24,7 +24,7 @@ test: $(STAMP) typecheck
 	bash .ci/chromium.sh >/dev/null || true; \
 	TEST_POSTGRES_URL="$$url" $(PY) -m pytest
 
-## The type checker, strict on the rules and the adapters (configured in pyproject.toml).
+## The type checker, strict on the rules, the adapters and the console (configured in pyproject.toml).
 typecheck: $(STAMP)
 	$(PY) -m mypy
 

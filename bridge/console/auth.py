@@ -97,7 +97,7 @@ def load_operators(path: Path | None) -> dict[str, Operator]:
             raise ConfigurationError(f"{where}: not a password hash of `bridge console adduser`")
         if name in operators:
             raise ConfigurationError(f"{where}: operator {name} is listed twice")
-        operators[name] = Operator(name, role, None if hashed == "-" else hashed)  # type: ignore[arg-type]
+        operators[name] = Operator(name, role, None if hashed == "-" else hashed)
     return operators
 
 

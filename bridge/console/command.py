@@ -19,7 +19,7 @@ from bridge.settings import Settings
 MIN_PASSWORD = 12
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bridge.cli import settings_epilog
 
     console = sub.add_parser(

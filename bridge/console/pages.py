@@ -35,7 +35,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     flash = request.session.pop("flash", None) if me else None
     context.update(me=me, csrf=session.csrf if session else request.session.get("csrf"), flash=flash,
                    nonce=secrets.token_hex(16))
-    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+    response: Response = request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+    return response
 
 
 async def changed_form(request: Request, *, reviewer: bool = True) -> dict[str, list[str]]:

@@ -141,7 +141,7 @@ def queue(uow: UnitOfWork, query: QueueQuery, pending: dict[str, str]) -> QueueP
 def learner(uow: UnitOfWork, subject: str) -> dict[str, Any]:
     """What ``bridge explain`` shows of a learner or account, with the learner's live credit
     records (their sources and rule) and their totals, as ``bridge transcript`` adds them up."""
-    report = explain(uow, subject)
+    report: dict[str, Any] = explain(uow, subject)
     records = [json.loads(value) for value in uow.ledger.live_records_of(str(report["learner_id"]))]
     by_status = Counter(r["status"] for r in records)
     awarded = sum(r["credits"] for r in records if r["status"] == "AWARDED")
