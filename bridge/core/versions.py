@@ -34,8 +34,14 @@ from bridge.core.evidence import NAME_MOBILE, AccountEvidence, AccountKey, Opera
 from bridge.core.identity import Clustering, Placement
 
 #: The horizon first sightings are weighed against: a slot first seen ``n`` seconds before it
-#: weighs ``n`` (at least 1). Fixed for ever: moving it would change every version.
+#: weighs ``n`` seconds (at least 1). Fixed for ever: moving it would change every version.
 HORIZON = datetime(2100, 1, 1, tzinfo=UTC)
+
+#: What one second of a first sighting weighs against the ties of its second: a slot's ties count
+#: up to ``TIES_PER_SECOND - 1``, so a first sighting one whole second earlier always outweighs them
+#: (a bulk enrolment of many courses in one second, then an event a second earlier, still raises
+#: the version the same in any order). Fixed for ever, like :data:`HORIZON`.
+TIES_PER_SECOND = 1024
 
 #: A slot of a component: an account (``kind`` and ``digest`` empty) or one of its digests.
 Slot = tuple[AccountKey, str, str]
@@ -64,17 +70,18 @@ def second_of(at: datetime) -> datetime:
 
 def sighting_weight(seen: Sighting, ties: int = 1) -> int:
     """What one slot adds to its component's version: the whole seconds from its first sighting to
-    :data:`HORIZON` (at least 1), plus ``ties``, the number of events that showed it within that
-    first second (at least 1).
+    :data:`HORIZON` (at least 1) times :data:`TIES_PER_SECOND`, plus ``ties``, the number of events
+    that showed it within that first second (at least 1, at most ``TIES_PER_SECOND - 1``).
 
-    A slot first seen earlier weighs more: a whole second earlier adds at least one second, which
-    outweighs the ties of the later second as long as that second had no more events showing the
-    slot than the seconds between them (otherwise the version falls back to the stored one plus
-    one: see :func:`identity_version`). An event in the first second itself (possibly an earlier
-    one, or the same time with a smaller event id, which changes the first sighting) adds a tie.
+    A slot first seen earlier weighs more: a whole second earlier adds ``TIES_PER_SECOND``, which
+    outweighs any ties of the later second. An event in the first second itself (possibly an
+    earlier one, or the same time with a smaller event id, which changes the first sighting) adds a
+    tie. Only past ``TIES_PER_SECOND - 1`` events in one second of one slot does a tie add nothing;
+    if such an event changes the identity, its version is the stored one plus one (see
+    :func:`identity_version`).
     """
     seconds = int((HORIZON - second_of(seen.at)).total_seconds())
-    return max(seconds, 1) + max(ties, 1)
+    return max(seconds, 1) * TIES_PER_SECOND + min(max(ties, 1), TIES_PER_SECOND - 1)
 
 
 def identity_versions(

@@ -11,6 +11,7 @@ from bridge.core.merges import merge_survivors, orphan_survivors, orphaned_learn
 from bridge.core.records import LinkMethod
 from bridge.core.versions import (
     HORIZON,
+    TIES_PER_SECOND,
     Published,
     RecordChange,
     identity_version,
@@ -86,15 +87,27 @@ def _account(key: AccountKey, first: datetime = T0, **docs: int) -> AccountEvide
 
 def test_a_slot_weighs_the_seconds_from_its_first_sighting_to_the_horizon_and_its_ties() -> None:
     seen = Sighting(datetime(2099, 12, 31, 23, 59, 0, 500_000, tzinfo=UTC), "e")
-    assert sighting_weight(seen) == 60 + 1
-    assert sighting_weight(seen, ties=3) == 60 + 3
-    # Earlier by a whole second: one more; within the same second: the same (a tie counts it).
-    assert sighting_weight(seen._replace(at=seen.at - timedelta(seconds=1))) == 61 + 1
-    assert sighting_weight(seen._replace(at=seen.at - timedelta(microseconds=400_000))) == 60 + 1
-    # Never below 1 + 1, even past the horizon.
-    assert sighting_weight(Sighting(HORIZON + timedelta(days=1), "e")) == 2
+    assert sighting_weight(seen) == 60 * TIES_PER_SECOND + 1
+    assert sighting_weight(seen, ties=3) == 60 * TIES_PER_SECOND + 3
+    # Earlier by a whole second: one second more; within the same second: the same (a tie counts it).
+    assert sighting_weight(seen._replace(at=seen.at - timedelta(seconds=1))) == 61 * TIES_PER_SECOND + 1
+    assert sighting_weight(seen._replace(at=seen.at - timedelta(microseconds=400_000))) == 60 * TIES_PER_SECOND + 1
+    # Never below one second and one tie, even past the horizon.
+    assert sighting_weight(Sighting(HORIZON + timedelta(days=1), "e")) == TIES_PER_SECOND + 1
     # Another time zone is the same instant.
     assert sighting_weight(Sighting(T0.astimezone(timezone(timedelta(hours=8))), "e")) == sighting_weight(Sighting(T0, "e"))
+
+
+def test_a_second_earlier_outweighs_any_ties_of_the_later_second() -> None:
+    """Many events in one second (a bulk enrolment), then one a second earlier: the version rises,
+    so it ends the same in either order (before, more ties than seconds between fell back to +1)."""
+    later = Sighting(T0, "e")
+    earlier = Sighting(T0 - timedelta(seconds=1), "e0")
+    for ties in (2, 5, 100, TIES_PER_SECOND - 1, TIES_PER_SECOND, 10**6):
+        assert sighting_weight(earlier, 1) > sighting_weight(later, ties)
+    # Ties count up to the bound, then stop (an absurd second: the version then rises by one).
+    assert sighting_weight(later, TIES_PER_SECOND - 1) > sighting_weight(later, TIES_PER_SECOND - 2)
+    assert sighting_weight(later, 10**6) == sighting_weight(later, TIES_PER_SECOND - 1)
 
 
 def test_identity_versions_weigh_the_slots_and_count_the_decisions_of_each_component() -> None:
