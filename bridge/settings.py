@@ -199,7 +199,8 @@ class Settings(BaseSettings):
     console_workers: str = Field(
         default="",
         description="Comma-separated base URLs of the workers' web endpoints (`http://worker-0:6066`), whose "
-        "`/readyz` and `/metrics` the console's health page shows.",
+        "`/readyz` and `/metrics` the console's health page shows; `dns+http://NAME:PORT` stands for every "
+        "address NAME resolves to (a headless Service of the worker pods).",
     )
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of topics `topics apply` creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")

@@ -8,7 +8,8 @@ configuration.
 
 The users are the least privilege of CONTRACT §2: the worker reads the input and decision topics
 and writes the outputs; operator tools write decisions only (and read dead letters, to inspect
-them); subscribers read the outputs only; nobody but the worker and operators touches dead letters.
+them); the console writes decisions and, to replay dead letters, the input topics; subscribers read
+the outputs only; nobody but the worker, operators and the console touches dead letters.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ USERS_HEADER = """\
 WORKER_USER = "bridge-worker"
 #: Operator tools (``bridge review link|reject``, ``bridge deadletters list|show``).
 OPERATOR_USER = "bridge-operator"
+#: The operators' console (``bridge console``), and ``bridge deadletters replay``: decisions, dead
+#: letters, and the input topics a replay re-sends to.
+CONSOLE_USER = "bridge-console"
 #: A downstream system (credit bank, HR, certification); one such user per subscribing team.
 SUBSCRIBER_USER = "bridge-subscriber"
 #: Subscribers commit their offsets in consumer groups of their own, named with this prefix.
@@ -116,6 +120,11 @@ def user_acls(group_id: str) -> dict[str, list[dict[str, Any]]]:
             _acl("topic", catalogue.DECISIONS.name, _WRITE),
             _acl("topic", catalogue.DEADLETTER.name, _READ),
         ],
+        CONSOLE_USER: [
+            # Decisions are an input topic too: one ACL each, whatever a replay re-sends to.
+            *(_acl("topic", t.name, _WRITE) for t in catalogue.INPUT_TOPICS),
+            _acl("topic", catalogue.DEADLETTER.name, _READ),
+        ],
         SUBSCRIBER_USER: [
             *(_acl("topic", t.name, _READ) for t in published),
             _acl("group", SUBSCRIBER_GROUP_PREFIX, ["Read", "Describe"], pattern="prefix"),
@@ -126,6 +135,7 @@ def user_acls(group_id: str) -> dict[str, list[dict[str, Any]]]:
 _USER_DESCRIPTIONS = {
     WORKER_USER: "bridge worker: reads the input and decision topics, writes the outputs and dead letters",
     OPERATOR_USER: "operator tools: write decisions, read dead letters",
+    CONSOLE_USER: "operators' console and dead-letter replay: write decisions and the input topics, read dead letters",
     SUBSCRIBER_USER: "a subscriber: reads the published outputs (not dead letters)",
 }
 

@@ -11,19 +11,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import re
+import socket
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bridge.commands import deadletters as commands
 from bridge.settings import Settings
 
 #: Dead letters listed on the page, newest first (the counts cover all of them).
 SHOWN = 100
-#: How long the health page waits for a worker's answer.
+#: How long the health page waits for a worker's answer (and for a ``dns+`` name to resolve).
 WORKER_TIMEOUT_S = 2.0
+#: ``BRIDGE_CONSOLE_WORKERS`` entries with this prefix stand for every address of their host.
+DNS_PREFIX = "dns+"
 _REPLAYING = threading.Lock()
 _RESENT = re.compile(r"re-sent \S+ as \S+")
 
@@ -87,12 +92,53 @@ class WorkerHealth:
 
 
 async def workers(settings: Settings) -> list[WorkerHealth]:
-    """Each configured worker's readiness, lag (the sum over its partitions) and open reviews."""
+    """Each configured worker's readiness, lag (the sum over its partitions) and open reviews.
+
+    A URL written ``dns+http://NAME:PORT`` stands for every address ``NAME`` resolves to, one
+    worker each: on Kubernetes a headless Service of the workers' pods, so the page shows every
+    pod rather than whichever one a Service's address reaches."""
     import httpx
 
-    urls = [u.strip().rstrip("/") for u in settings.console_workers.split(",") if u.strip()]
+    configured = [u.strip().rstrip("/") for u in settings.console_workers.split(",") if u.strip()]
+    found = await asyncio.gather(*(_expand(url) for url in configured))
     async with httpx.AsyncClient(timeout=WORKER_TIMEOUT_S) as client:
-        return list(await asyncio.gather(*(_worker(client, url) for url in urls)))
+        return list(await asyncio.gather(*(
+            _worker(client, url) if problem is None else _unresolved(url, problem)
+            for urls in found for url, problem in urls
+        )))
+
+
+async def _unresolved(url: str, problem: str) -> WorkerHealth:
+    return WorkerHealth(url, problem=problem)
+
+
+async def _expand(url: str) -> list[tuple[str, str | None]]:
+    """``url``, or for ``dns+`` the URLs of every address its host resolves to (sorted), each with
+    ``None``; or the URL with the reason it names no worker."""
+    if not url.startswith(DNS_PREFIX):
+        return [(url, None)]
+    target = urlsplit(url[len(DNS_PREFIX):])
+    try:
+        port = target.port or (443 if target.scheme == "https" else 80)
+        host = target.hostname
+        if not host or target.scheme not in ("http", "https"):
+            raise ValueError("not an http(s) URL")
+        addresses = sorted({ipaddress.ip_address(a) for a in await _resolve(host, port)}, key=lambda a: (a.version, a))
+    except (OSError, ValueError, TimeoutError) as exc:
+        return [(url, f"no address ({exc.__class__.__name__})")]
+    return [(urlunsplit((target.scheme, f"{_host(a)}:{port}", target.path, "", "")), None) for a in addresses]
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (A and AAAA records)."""
+    infos = await asyncio.wait_for(
+        asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), WORKER_TIMEOUT_S
+    )
+    return [str(info[4][0]) for info in infos]
+
+
+def _host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 async def _worker(client: Any, url: str) -> WorkerHealth:

@@ -78,3 +78,43 @@ def test_without_workers_the_page_says_how_to_configure_them(tmp_path) -> None:
     console = console_for(tmp_path, empty_registry(tmp_path))
     console.sign_in("op-3")
     assert "No workers configured (BRIDGE_CONSOLE_WORKERS)" in console.client.get("/health").text
+
+
+def test_a_dns_name_stands_for_every_worker_it_resolves_to(tmp_path, monkeypatch) -> None:
+    """``dns+http://NAME:PORT`` (a headless Service on Kubernetes): one row per address of NAME,
+    each asked itself; a name that does not resolve is one row saying so."""
+    from bridge.console import health
+
+    with serving(worker(True)) as first:
+        port = int(first.rsplit(":", 1)[1])
+        with serving(worker(False), host="127.0.0.2", port=port) as second:
+            names = {"bridge-worker-pods": ["127.0.0.2", "127.0.0.1", "127.0.0.2"]}
+
+            async def resolve(host: str, port: int) -> list[str]:
+                if host not in names:
+                    raise OSError("unknown name")
+                return names[host]
+
+            monkeypatch.setattr(health, "_resolve", resolve)
+            configured = f"dns+http://bridge-worker-pods:{port}, dns+http://gone:{port}"
+            console = console_for(tmp_path, empty_registry(tmp_path), console_workers=configured)
+            console.sign_in("op-3")
+            shown = rows(console.client.get("/health").text)
+    assert shown == {
+        first: ["ok", "ready", "6", "answers", "7", "3", ""],
+        second: ["bad", "not ready", "0", "does not answer", "-", "-", "the database does not answer"],
+        f"dns+http://gone:{port}": ["bad", "no answer", "-", "-", "-", "-", "no address (OSError)"],
+    }
+    assert list(shown)[:2] == [first, second], "addresses in order, each once"
+
+
+def test_a_dns_name_resolves_for_real_and_an_ip_literal_is_itself(tmp_path) -> None:
+    import asyncio
+
+    from bridge.console import health
+
+    assert asyncio.run(health._expand("dns+http://127.0.0.1:6066/")) == [("http://127.0.0.1:6066/", None)]
+    assert asyncio.run(health._expand("dns+http://[::1]:6066")) == [("http://[::1]:6066", None)]
+    assert asyncio.run(health._expand("http://bridge-worker:6066")) == [("http://bridge-worker:6066", None)]
+    ((url, problem),) = asyncio.run(health._expand("dns+ftp://127.0.0.1:21"))
+    assert url == "dns+ftp://127.0.0.1:21" and problem == "no address (ValueError)"

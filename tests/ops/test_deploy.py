@@ -20,6 +20,7 @@ from bridge.settings import Settings
 from bridge.stream.retry import RETRY_CAP_S
 from tests.ops.conftest import DEPLOY, ROOT, load_all
 from topics import strimzi
+from topics import strimzi
 
 K8S = DEPLOY / "k8s"
 PREFIX = Settings.model_config["env_prefix"]
@@ -324,6 +325,20 @@ def test_the_console_runs_beside_the_workers_and_answers_only_its_sign_in_page(k
     assert all(pod["metadata"]["labels"].get(k) == v for k, v in deployment["spec"]["selector"]["matchLabels"].items())
     secret = k8s[("Secret", "bridge-console-secrets")]["stringData"]
     assert set(secret) == {"BRIDGE_CONSOLE_SESSION_SECRET"} and "REPLACE-ME" in secret["BRIDGE_CONSOLE_SESSION_SECRET"]
+    # Its own Kafka user, whose password is the Secret Strimzi makes for it.
+    assert env["BRIDGE_KAFKA_SASL_USERNAME"] == strimzi.CONSOLE_USER
+    (password,) = [e for e in container["env"] if e["name"] == "BRIDGE_KAFKA_SASL_PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"] == {"name": strimzi.CONSOLE_USER, "key": "password"}
+    # The health page asks every worker pod through a headless Service of the worker pods, which
+    # the ServiceMonitor does not select (it would scrape each pod twice).
+    pods = k8s[("Service", "bridge-worker-pods")]
+    assert pods["spec"]["clusterIP"] == "None" and pods["spec"]["publishNotReadyAddresses"] is True
+    worker_pod = _one(k8s, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert all(worker_pod.get(k) == v for k, v in pods["spec"]["selector"].items())
+    monitor = _one(k8s, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    assert not all(pods["metadata"]["labels"].get(k) == v for k, v in monitor.items())
+    (pods_port,) = pods["spec"]["ports"]
+    assert env["BRIDGE_CONSOLE_WORKERS"] == f"dns+http://{pods['metadata']['name']}:{pods_port['port']}"
     console = compose["services"]["console"]
     assert console["command"] == ["console"]
     env = _compose_env()

@@ -76,7 +76,7 @@ def test_the_committed_users_file_is_what_the_catalogue_generates(yaml) -> None:
 def test_users_are_scram_with_simple_authorization_of_the_v1beta2_schema(yaml) -> None:
     users = load_all(yaml, strimzi.DEFAULT_USERS_OUTPUT)
     assert {u["metadata"]["name"] for u in users} == {
-        strimzi.WORKER_USER, strimzi.OPERATOR_USER, strimzi.SUBSCRIBER_USER,
+        strimzi.WORKER_USER, strimzi.OPERATOR_USER, strimzi.CONSOLE_USER, strimzi.SUBSCRIBER_USER,
     }
     for user in users:
         assert user["apiVersion"] == "kafka.strimzi.io/v1beta2" and user["kind"] == "KafkaUser"
@@ -91,9 +91,20 @@ def test_users_are_scram_with_simple_authorization_of_the_v1beta2_schema(yaml) -
             assert set(acl["operations"]) <= {"Read", "Write", "Describe"}, "nothing beyond read, write, describe"
 
 
-def test_nobody_but_the_worker_and_operators_reads_dead_letters(yaml) -> None:
+def test_nobody_but_the_operators_and_their_console_reads_dead_letters(yaml) -> None:
     readers = {name for name, acls in _acls(yaml).items() if _may(acls, "Read", "topic", catalogue.DEADLETTER.name)}
-    assert readers == {strimzi.OPERATOR_USER}  # the worker writes them and never reads them back
+    # The worker writes them and never reads them back.
+    assert readers == {strimzi.OPERATOR_USER, strimzi.CONSOLE_USER}
+
+
+def test_the_console_writes_decisions_and_replays_and_reads_nothing_but_dead_letters(yaml) -> None:
+    """Not the worker's user: the console cannot publish a credit record or an identity."""
+    acls = _acls(yaml)[strimzi.CONSOLE_USER]
+    for topic in catalogue.TOPICS:
+        assert _may(acls, "Write", "topic", topic.name) is (topic in catalogue.INPUT_TOPICS), topic.name
+        assert _may(acls, "Read", "topic", topic.name) is (topic is catalogue.DEADLETTER), topic.name
+    assert _may(acls, "Write", "topic", catalogue.DECISIONS.name)
+    assert not any(acl["resource"]["type"] in {"group", "cluster"} for acl in acls)
 
 
 def test_the_subscriber_writes_nothing_and_reads_only_published_outputs(yaml) -> None:
