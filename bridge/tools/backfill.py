@@ -10,7 +10,10 @@ the live stream (identities and records are functions of the set of events), and
 of the same files changes nothing (an event is recognised by its platform and id).
 
 A line's coordinates are its topic (the platform's input topic), partition ``-1`` (a file, not
-Kafka) and its line number as the offset; a dead letter of a bad line also names the file. The
+Kafka) and its line number as the offset; a dead letter of a bad line also names the file. A line
+longer than a message may be (1 MiB) is never held whole: it is read in pieces for its digest and
+size, and dead-lettered as ``too_large`` with them (a file of gigabytes without a newline costs
+no more memory than a normal one). The
 lines committed of each file are kept in a checkpoint under ``--state-dir``, so an interrupted
 backfill continues where it stopped (what was committed again after the last checkpoint is
 recognised and changes nothing).
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bridge.core.records import MESSAGE_BOUND
+from bridge.core.records import MESSAGE_BOUND, DeadLetter
 from bridge.errors import ConfigurationError
 from bridge.pipeline import BatchResult, Inbound, dead_letter
 import adapters
@@ -42,6 +45,23 @@ DEFAULT_BATCH = 2_000
 FILE_SAMPLE_LINES = 1_000
 #: How often the progress line is rewritten (seconds).
 PROGRESS_EVERY_S = 1.0
+#: The longest line read whole: a message's bound, and its line end (``\r\n``).
+LINE_LIMIT = MESSAGE_BOUND + 2
+#: How much of a longer line is read at a time, for its digest.
+LONG_LINE_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than :data:`LINE_LIMIT`, read in pieces: the SHA-256 and size of its bytes
+    (without its line end)."""
+
+    sha256: str
+    size: int
+
+    def reason(self) -> str:
+        return (f"line is {self.size:,} bytes, more than the {MESSAGE_BOUND:,} (1 MiB) a message may have; "
+                "it was not loaded (split or fix the record in the export, then backfill the file again)")
 
 
 
@@ -83,14 +103,15 @@ def file_topic_of(path: Path, sample: int = FILE_SAMPLE_LINES) -> str | None:
         if sample <= 0:
             break
         sample -= 1
-        topic = topic_of(value)
+        topic = topic_of(value) if isinstance(value, bytes) else None
         if topic is not None:
             found.add(topic)
     return found.pop() if len(found) == 1 else None
 
 
-def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, float]]:
-    """``(line number, bytes, fraction of the file read)`` of each non-blank line after ``start``.
+def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes | LongLine, float]]:
+    """``(line number, bytes, fraction of the file read)`` of each non-blank line after ``start``;
+    a line longer than :data:`LINE_LIMIT` comes as its :class:`LongLine` instead of its bytes.
 
     A gzip file is recognised by its magic bytes, whatever its name.
     """
@@ -98,13 +119,33 @@ def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, float]]
     with open(path, "rb") as raw:
         compressed = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
-        lines = gzip.GzipFile(fileobj=raw) if compressed else raw
-        for number, line in enumerate(lines, 1):
+        lines: Any = gzip.GzipFile(fileobj=raw) if compressed else raw
+        number = 0
+        while line := lines.readline(LINE_LIMIT + 1):
+            number += 1
+            long = len(line) > LINE_LIMIT and not line.endswith(b"\n")
+            value: bytes | LongLine = _rest_of_long_line(lines, line) if long else line.rstrip(b"\r\n")
             if number <= start:
                 continue
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield number, line, raw.tell() / size
+            if isinstance(value, LongLine) or value.strip():
+                yield number, value, raw.tell() / size
+
+
+def _rest_of_long_line(lines: Any, first: bytes) -> LongLine:
+    """Read the rest of a line that began with ``first`` in pieces: its digest and size."""
+    digest, size, chunk = hashlib.sha256(), 0, first
+    held = b""  # a trailing \r, kept back until it is known not to end the line
+    while True:
+        data = held + chunk
+        if not chunk or chunk.endswith(b"\n"):
+            data = data.rstrip(b"\r\n")
+            digest.update(data)
+            return LongLine(digest.hexdigest(), size + len(data))
+        held = b"\r" if data.endswith(b"\r") else b""
+        data = data[: len(data) - len(held)]
+        digest.update(data)
+        size += len(data)
+        chunk = lines.readline(LONG_LINE_CHUNK)
 
 
 @dataclass
@@ -189,6 +230,8 @@ class Backfill:
         self.topic = adapters.by_name(platform).topic.name if platform else None
         self.batch_size = max(batch_size, 1)
         self.progress = progress or Progress()
+        #: Dead letters of long lines read since the last commit, published with the next one.
+        self._long: list[tuple[Inbound, DeadLetter]] = []
 
     async def load(self, path: Path) -> FileSummary:
         """Load one file from its checkpoint on; returns what it did."""
@@ -200,15 +243,18 @@ class Backfill:
         batch: list[Inbound] = []
         fraction, last = 0.0, checkpoint.line
         for number, value, fraction in read_lines(path, checkpoint.line):
-            topic = self.topic or topic_of(value) or file_topic or ""
-            batch.append(Inbound(topic, FILE_PARTITION, number, None, value, source=path.name))
             summary.lines += 1
             last = number
-            if len(batch) >= self.batch_size:
+            if isinstance(value, LongLine):
+                self._long.append(self._long_line(path, self.topic or file_topic or "", number, value))
+            else:
+                topic = self.topic or topic_of(value) or file_topic or ""
+                batch.append(Inbound(topic, FILE_PARTITION, number, None, value, source=path.name))
+            if len(batch) + len(self._long) >= self.batch_size:
                 await self._commit(batch, summary, checkpoint)
                 batch = []
                 self.progress.show(path.name, summary.lines, started, fraction)
-        if batch:
+        if batch or self._long:
             await self._commit(batch, summary, checkpoint)
         checkpoint.save(last, done=True)
         summary.seconds = time.monotonic() - started
@@ -224,9 +270,17 @@ class Backfill:
             (m, dead_letter(m, unknown_platform_reason(), "unknown_platform", pipeline.clock(), pipeline.sealer))
             for m in batch if not m.topic
         ]
-        if unknown:
-            await self.worker.publish_dead_letters(unknown)
+        long, self._long = self._long, []
+        if unknown or long:
+            await self.worker.publish_dead_letters([*unknown, *long])
         summary.processed += sum(result.processed.values())
         summary.duplicates += result.duplicates
-        summary.dead_lettered += len(result.dead_letters) + len(unknown)
-        checkpoint.save(batch[-1].offset)
+        summary.dead_lettered += len(result.dead_letters) + len(unknown) + len(long)
+        checkpoint.save(max(m.offset for m in [*batch, *(m for m, _ in long)]))
+
+    def _long_line(self, path: Path, topic: str, number: int, line: LongLine) -> tuple[Inbound, DeadLetter]:
+        """The dead letter of a line too long to read whole: its digest and size, no bytes."""
+        pipeline = self.worker.pipeline
+        msg = Inbound(topic, FILE_PARTITION, number, None, None, source=path.name)
+        letter = dead_letter(msg, line.reason(), "too_large", pipeline.clock(), pipeline.sealer)
+        return msg, letter.model_copy(update={"payload_sha256": line.sha256, "payload_bytes": line.size})
