@@ -75,6 +75,8 @@ def build_runtime(
     start (see :func:`prepare_registry`). The writer transactions of the engine are then checked
     by a :class:`RegistryGuard` against the registry found now.
     """
+    for warning in settings.transport_warnings():
+        log.warning("%s", warning)
     course_keys = load_equivalences(str(settings.course_equivalences) if settings.course_equivalences else None)
     # Never creates the SQLite file by itself: only the migration of a first start does.
     engine = build_engine(settings.database_url, create=False)

@@ -284,6 +284,31 @@ class Settings(BaseSettings):
                 )
         return self
 
+    def transport_warnings(self) -> list[str]:
+        """What the production profile allows but an operator should know: Kafka connections
+        without encryption (the platforms' messages carry personal data), a broker certificate
+        whose host name is not checked, a password sent in the clear. Each names its setting."""
+        if self.profile != "production" or not self.broker_url:
+            return []
+        warnings = []
+        protocol = self.kafka_security_protocol
+        if protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            warnings.append(
+                f"BRIDGE_KAFKA_SECURITY_PROTOCOL={protocol}: Kafka traffic, personal data included, is not "
+                "encrypted; use SASL_SSL (or SSL) unless a service mesh encrypts it"
+            )
+        if protocol == "SASL_PLAINTEXT" and self.kafka_sasl_mechanism == "PLAIN":
+            warnings.append(
+                "BRIDGE_KAFKA_SASL_MECHANISM=PLAIN over SASL_PLAINTEXT sends the Kafka password in the clear; "
+                "use SCRAM-SHA-512 or SASL_SSL"
+            )
+        if protocol in ("SSL", "SASL_SSL") and not self.kafka_ssl_check_hostname:
+            warnings.append(
+                "BRIDGE_KAFKA_SSL_CHECK_HOSTNAME=false: any certificate the CA signed is accepted for the "
+                "broker, whatever its name"
+            )
+        return warnings
+
     @property
     def uses_development_key(self) -> bool:
         return self.pseudonym_key.get_secret_value() == DEVELOPMENT_PSEUDONYM_KEY

@@ -405,6 +405,7 @@ def test_deployment_environment_is_valid_settings(k8s: dict) -> None:
     (container,) = pod["containers"]
     settings = _settings_from(_container_env(k8s, container, fill_placeholders=True))
     assert settings.profile == "production"
+    assert settings.transport_warnings() == []  # SASL_SSL, SCRAM, host names checked
     assert settings.web_port == WEB_PORT
     # The equivalence table's path lies in a mounted ConfigMap that holds it.
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}

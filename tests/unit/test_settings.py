@@ -316,3 +316,53 @@ def test_the_secret_variables_are_those_of_the_secret_settings() -> None:
         "BRIDGE_KAFKA_SSL_KEY_PASSWORD", "BRIDGE_DEADLETTER_KEY", "BRIDGE_DEADLETTER_PREVIOUS_KEYS",
         "BRIDGE_CONSOLE_SESSION_SECRET", "BRIDGE_CONSOLE_OIDC_CLIENT_SECRET",
     }
+
+
+# -- transport security the production profile allows but warns about ------------------------
+
+
+def _production(clean_env: pytest.MonkeyPatch, **variables: str) -> Settings:
+    clean_env.setenv("BRIDGE_PROFILE", "production")
+    clean_env.setenv("BRIDGE_PSEUDONYM_KEY", REAL_KEY)
+    clean_env.setenv("BRIDGE_BROKER_URL", "kafka-0:9093")
+    for name, value in variables.items():
+        clean_env.setenv(f"BRIDGE_{name}", value)
+    return Settings()
+
+
+def test_production_warns_of_unencrypted_kafka_and_names_the_setting(clean_env: pytest.MonkeyPatch) -> None:
+    (warning,) = _production(clean_env).transport_warnings()  # PLAINTEXT is the default
+    assert warning.startswith("BRIDGE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT") and "SASL_SSL" in warning
+
+
+def test_production_warns_of_a_password_in_the_clear(clean_env: pytest.MonkeyPatch) -> None:
+    password = "Zr8q3LmW0pT6vYb2XkN9sJc4"
+    warnings = _production(
+        clean_env, KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", KAFKA_SASL_MECHANISM="PLAIN",
+        KAFKA_SASL_USERNAME="bridge-worker", KAFKA_SASL_PASSWORD=password,
+    ).transport_warnings()
+    assert [w.split("=")[0] for w in warnings] == ["BRIDGE_KAFKA_SECURITY_PROTOCOL", "BRIDGE_KAFKA_SASL_MECHANISM"]
+    assert not any(password in w for w in warnings)
+
+
+def test_production_warns_when_the_broker_certificate_name_is_not_checked(clean_env: pytest.MonkeyPatch) -> None:
+    (warning,) = _production(clean_env, KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_CHECK_HOSTNAME="false").transport_warnings()
+    assert warning.startswith("BRIDGE_KAFKA_SSL_CHECK_HOSTNAME=false")
+
+
+def test_no_transport_warning_for_sasl_ssl_in_production_or_for_the_dev_profile(clean_env: pytest.MonkeyPatch) -> None:
+    assert _production(
+        clean_env, KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+        KAFKA_SASL_USERNAME="bridge-worker", KAFKA_SASL_PASSWORD="Zr8q3LmW0pT6vYb2XkN9sJc4",
+    ).transport_warnings() == []
+    assert Settings(broker_url="127.0.0.1:9092").transport_warnings() == []
+
+
+def test_the_runtime_logs_the_transport_warnings(clean_env: pytest.MonkeyPatch, tmp_path: Path, caplog) -> None:
+    from bridge.bootstrap import build_runtime
+
+    settings = _production(clean_env, DATABASE_URL=f"sqlite:///{tmp_path / 'b.db'}")
+    with caplog.at_level("WARNING", logger="bridge.bootstrap"):
+        runtime = build_runtime(settings, migrate=False)  # migrating a first start would ask the broker
+    runtime.engine.dispose()
+    assert any(r.getMessage().startswith("BRIDGE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT") for r in caplog.records)
