@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import stat
 import sys
@@ -50,6 +51,8 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    for warning in settings.transport_warnings():
+        logging.getLogger("bridge.console").warning("%s", warning)
     app = build_console(settings)
     console = app.state.console
     if not console.operators:
