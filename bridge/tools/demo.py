@@ -198,7 +198,7 @@ def format_summary(sent: simulate.Expectation, db: dict[str, object], topics: di
         f"sent                  {sent.messages} messages: {sent.duplicates} redeliveries, {sent.malformed} malformed",
         "events processed      " + ", ".join(f"{a.label} {events.get(a.name, 0)}" for a in adapters.registered()),
         f"learners              {db['learners']} unified from {db['accounts']} platform accounts"
-        f" ({db['merged_learners']} merged away)",
+        f" ({db['merged_learners']} provisional learners merged as evidence arrived)",
         f"cross-platform links  {cross_platform_line(topics['platforms_per_learner'])}",
         f"credit records        {topics['records']} on {catalogue.CREDIT_RECORDS.name}: "
         + ", ".join(f"{status} {by_status.get(status, 0)}" for status in ("AWARDED", "FAILED", "ENROLLED", "WITHDRAWN")),
